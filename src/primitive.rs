@@ -1,0 +1,73 @@
+//! The one place that names std or loom synchronisation primitives.
+//!
+//! Everything concurrent in metricz imports its atomics, `UnsafeCell`, mutex,
+//! thread-locals and globals from here. Under `--cfg loom` they are loom's, so
+//! the loom models in `loom-tests/` explore every interleaving of the real code;
+//! in normal builds they are std's and cost nothing extra.
+
+#![allow(unused_imports, unreachable_pub)]
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Mutex;
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize};
+#[cfg(loom)]
+pub(crate) use loom::sync::Mutex;
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
+
+pub(crate) use std::sync::atomic::Ordering;
+
+/// Reference counting is std's in every build: loom has no need to explore
+/// `Arc`'s own orderings, and std's `Arc<[T]>` keeps a counter to one
+/// allocation.
+pub(crate) use std::sync::Arc;
+
+/// Declares a global `static` that loom can reset between executions.
+///
+/// In normal builds this is a plain `static` (so `$init` must be a constant
+/// expression); under loom it is a `loom::lazy_static!`, which loom recreates
+/// for every explored execution.
+macro_rules! global {
+    ($(#[$meta:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        $(#[$meta])*
+        static $name: $ty = $init;
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$meta])*
+            static ref $name: $ty = $init;
+        }
+    };
+}
+pub(crate) use global;
+
+/// The number of CPUs the process may run on, used to size shards.
+///
+/// Under loom this is fixed at 2, so models are small and deterministic.
+pub(crate) fn available_parallelism() -> usize {
+    #[cfg(not(loom))]
+    {
+        // `std::thread::available_parallelism` reads cgroup files on Linux
+        // (microseconds), so the answer is cached. Relaxed: the value is a
+        // self-contained integer, and racing initialisers store the same one.
+        static CACHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        match CACHED.load(Ordering::Relaxed) {
+            0 => {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                CACHED.store(n, Ordering::Relaxed);
+                n
+            }
+            n => n,
+        }
+    }
+    #[cfg(loom)]
+    {
+        2
+    }
+}
