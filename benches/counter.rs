@@ -1,1 +1,106 @@
-fn main() {}
+//! Counter benchmarks (criterion): the CPU-lookup paths, uncontended
+//! increments against a bare `AtomicU64::fetch_add`, and thread sweeps of
+//! every strategy, baseline and peer.
+//!
+//! ```text
+//! cargo bench --bench counter              # everything
+//! cargo bench --bench counter -- cpu/      # one group
+//! ```
+//!
+//! Sweeps follow the protocol in `papers/contention.md`: one rayon pool per
+//! thread count built outside the timed region, `iter_custom` timing from a
+//! barrier, `BenchmarkId::new(strategy, threads)`, throughput in increments.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use metricz::{
+    cpu, AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
+    ThreadShardedCounter,
+};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use support::{ChannelCounter, MutexCounter, PromClientCounter, PromIntCounter};
+
+fn cpu_lookup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cpu");
+    group.throughput(Throughput::Elements(1));
+    if cpu::rseq_cpu().is_some() {
+        group.bench_function("rseq", |b| b.iter(cpu::rseq_cpu));
+    }
+    if cpu::sched_getcpu().is_some() {
+        group.bench_function("sched_getcpu", |b| b.iter(cpu::sched_getcpu));
+    }
+    group.bench_function("thread_index", |b| b.iter(cpu::thread_index));
+    group.bench_function("current", |b| b.iter(cpu::current));
+    group.finish();
+}
+
+fn uncontended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("uncontended");
+    group.throughput(Throughput::Elements(1));
+    let bare = AtomicU64::new(0);
+    group.bench_function("bare fetch_add", |b| {
+        b.iter(|| black_box(&bare).fetch_add(1, Relaxed))
+    });
+    fn one<S: CounterStrategy + Default>(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    ) {
+        let counter = S::default();
+        counter.inc();
+        group.bench_function(S::NAME, |b| b.iter(|| black_box(&counter).inc()));
+    }
+    one::<Counter>(&mut group);
+    one::<AtomicCounter>(&mut group);
+    one::<ThreadShardedCounter>(&mut group);
+    one::<AdaptiveCounter>(&mut group);
+    one::<SingleWriterCounter>(&mut group);
+    one::<PromIntCounter>(&mut group);
+    one::<PromClientCounter>(&mut group);
+    group.finish();
+}
+
+fn contention(c: &mut Criterion) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads = vec![1];
+    while *threads.last().unwrap() < 2 * cores {
+        threads.push((threads.last().unwrap() * 2).min(2 * cores));
+    }
+    for &t in &threads {
+        let pool = support::pool(t);
+        let mut group = c.benchmark_group(format!("contention/{t}threads"));
+        group.throughput(Throughput::Elements(t as u64));
+        macro_rules! sweep {
+            ($($ty:ty),*) => {$(
+                let counter = <$ty>::default();
+                group.bench_with_input(BenchmarkId::new(<$ty>::NAME, t), &t, |b, _| {
+                    b.iter_custom(|iters| support::timed_run(&pool, &counter, 0, iters));
+                });
+            )*};
+        }
+        sweep!(
+            AtomicCounter,
+            Counter,
+            ThreadShardedCounter,
+            AdaptiveCounter,
+            SingleWriterCounter,
+            PromIntCounter,
+            PromClientCounter,
+            MutexCounter,
+            ChannelCounter
+        );
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = cpu_lookup, uncontended, contention
+}
+criterion_main!(benches);

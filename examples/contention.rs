@@ -1,1 +1,515 @@
-fn main() {}
+//! The contention study: counter throughput against threads, for every
+//! counter strategy, the baselines and the peers, in one process.
+//!
+//! ```text
+//! cargo run --release --example contention                  # full sweep
+//! cargo run --release --example contention -- --threads 1,2,8 --runs 7
+//! cargo run --release --example contention -- --quick       # seconds; what the test runs
+//! ```
+//!
+//! Protocol (see `papers/contention.md`): one rayon pool per thread count,
+//! built before any timing; each run uses a fresh counter, every thread warms
+//! its handle and meets the others at a barrier, then does a calibrated number
+//! of increments; wall time runs from the first start to the last end. Each
+//! point is the median of `--runs` runs (at least 5 unless `--quick`), with
+//! min and max. Every run checks the counter's final value, so a strategy
+//! that lost an increment fails the study instead of looking fast.
+//!
+//! Writes a table to stdout and `contention.csv` and `contention.svg` to
+//! `target/metricz/` (or `--out DIR`). Points with more threads than cores are
+//! oversubscribed and marked so in all three.
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use metricz::{
+    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
+    ThreadShardedCounter,
+};
+use plotters::prelude::*;
+use rayon::ThreadPool;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::{ChannelCounter, MutexCounter, PromClientCounter, PromIntCounter};
+
+/// What to run.
+#[derive(Debug, Clone)]
+struct Config {
+    threads: Vec<usize>,
+    runs: usize,
+    /// Target wall time of one timed run.
+    run_time: Duration,
+    /// Untimed increments per thread before the barrier.
+    warm: u64,
+    out: PathBuf,
+}
+
+impl Config {
+    fn full() -> Self {
+        let cores = cores();
+        let mut threads = vec![1];
+        while threads.last().copied().unwrap_or(1) < 2 * cores {
+            let next = threads.last().copied().unwrap_or(1) * 2;
+            threads.push(next.min(2 * cores));
+        }
+        Config {
+            threads,
+            runs: 5,
+            run_time: Duration::from_millis(100),
+            warm: 10_000,
+            out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/metricz"),
+        }
+    }
+
+    fn quick(mut self) -> Self {
+        self.threads.retain(|&t| t <= 2);
+        self.runs = 3;
+        self.run_time = Duration::from_millis(2);
+        self.warm = 100;
+        self
+    }
+
+    fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let args: Vec<String> = args.into_iter().collect();
+        let mut config = Config::full();
+        if args.iter().any(|a| a == "--quick") {
+            config = config.quick();
+        }
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--quick" => {}
+                "--threads" => {
+                    config.threads = value()?
+                        .split(',')
+                        .map(|t| match t.trim().parse::<usize>() {
+                            Ok(n) if n > 0 => Ok(n),
+                            _ => Err(format!("bad thread count {t:?}")),
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--runs" => {
+                    config.runs = value()?
+                        .parse()
+                        .ok()
+                        .filter(|&r| r > 0)
+                        .ok_or("--runs takes a positive number")?;
+                }
+                "--millis" => {
+                    let ms: u64 = value()?.parse().map_err(|_| "--millis takes a number")?;
+                    config.run_time = Duration::from_millis(ms.max(1));
+                }
+                "--out" => config.out = PathBuf::from(value()?),
+                "--help" | "-h" => return Err(USAGE.to_string()),
+                other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            }
+        }
+        Ok(config)
+    }
+}
+
+const USAGE: &str =
+    "usage: contention [--quick] [--threads 1,2,4] [--runs N] [--millis MS] [--out DIR]";
+
+/// One point of a curve.
+#[derive(Debug, Clone)]
+struct Point {
+    strategy: &'static str,
+    threads: usize,
+    ops_per_thread: u64,
+    /// Throughput of each run, Mops/s, sorted.
+    mops: Vec<f64>,
+}
+
+impl Point {
+    fn median(&self) -> f64 {
+        let n = self.mops.len();
+        if n % 2 == 1 {
+            self.mops[n / 2]
+        } else {
+            (self.mops[n / 2 - 1] + self.mops[n / 2]) / 2.0
+        }
+    }
+
+    fn min(&self) -> f64 {
+        self.mops[0]
+    }
+
+    fn max(&self) -> f64 {
+        self.mops[self.mops.len() - 1]
+    }
+
+    /// Wall time per increment per thread at the median, in ns.
+    fn ns_per_op(&self) -> f64 {
+        self.threads as f64 * 1e3 / self.median()
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Measures one strategy at one thread count.
+fn measure<S: CounterStrategy + Default>(
+    pool: &ThreadPool,
+    config: &Config,
+) -> Result<Point, String> {
+    let threads = pool.current_num_threads();
+    let run = |ops: u64| -> Result<Duration, String> {
+        let counter = S::default();
+        let elapsed = support::timed_run(pool, &counter, config.warm, ops);
+        let expected = threads as u64 * (config.warm + ops);
+        let got = counter.get();
+        if got != expected {
+            return Err(format!(
+                "{} at {threads} threads counted {got}, expected {expected}",
+                S::NAME
+            ));
+        }
+        Ok(elapsed)
+    };
+    // Calibrate: grow the run until it is long enough to time, then scale
+    // it to the target. This also serves as the warm-up.
+    let mut ops = 1_000u64;
+    let mut elapsed = run(ops)?;
+    while elapsed < config.run_time / 10 && ops < 1 << 34 {
+        ops *= 4;
+        elapsed = run(ops)?;
+    }
+    let scale = config.run_time.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+    ops = ((ops as f64 * scale) as u64).max(1_000);
+    let mut mops = Vec::with_capacity(config.runs);
+    for _ in 0..config.runs {
+        let secs = run(ops)?.as_secs_f64().max(1e-9);
+        mops.push(threads as f64 * ops as f64 / secs / 1e6);
+    }
+    mops.sort_by(f64::total_cmp);
+    Ok(Point {
+        strategy: S::NAME,
+        threads,
+        ops_per_thread: ops,
+        mops,
+    })
+}
+
+/// Every strategy, baseline and peer at every thread count.
+fn sweep(config: &Config) -> Result<Vec<Point>, String> {
+    let pools: Vec<ThreadPool> = config.threads.iter().map(|&t| support::pool(t)).collect();
+    let mut points = Vec::new();
+    macro_rules! strategies {
+        ($($ty:ty),* $(,)?) => {
+            $(
+                for pool in &pools {
+                    let point = measure::<$ty>(pool, config)?;
+                    eprintln!(
+                        "  {:<18} {:>3} threads  {:>9.1} Mops/s",
+                        point.strategy, point.threads, point.median()
+                    );
+                    points.push(point);
+                }
+            )*
+        };
+    }
+    strategies!(
+        AtomicCounter,
+        Counter,
+        ThreadShardedCounter,
+        AdaptiveCounter,
+        SingleWriterCounter,
+        PromIntCounter,
+        PromClientCounter,
+        MutexCounter,
+        ChannelCounter,
+    );
+    Ok(points)
+}
+
+/// A one-line description of the machine, recorded with every figure.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!(", Linux {}", k.trim()))
+        .unwrap_or_default();
+    format!(
+        "{} cores, {model}{kernel}, cpu source {:?}",
+        cores(),
+        metricz::cpu::source()
+    )
+}
+
+fn table(points: &[Point], cores: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:>7} {:>11} {:>11} {:>11} {:>10}",
+        "strategy", "threads", "Mops/s", "min", "max", "ns/op/thr"
+    );
+    for p in points {
+        let _ = writeln!(
+            out,
+            "{:<18} {:>7} {:>11.1} {:>11.1} {:>11.1} {:>10.2}{}",
+            p.strategy,
+            p.threads,
+            p.median(),
+            p.min(),
+            p.max(),
+            p.ns_per_op(),
+            if p.threads > cores {
+                "  (oversubscribed)"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}
+
+fn csv(points: &[Point], cores: usize, machine: &str) -> String {
+    let mut out = format!("# machine: {machine}\n");
+    out.push_str("strategy,threads,oversubscribed,runs,ops_per_thread,mops_median,mops_min,mops_max,ns_per_op_median\n");
+    for p in points {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{:.3},{:.3},{:.3},{:.4}",
+            p.strategy,
+            p.threads,
+            p.threads > cores,
+            p.mops.len(),
+            p.ops_per_thread,
+            p.median(),
+            p.min(),
+            p.max(),
+            p.ns_per_op()
+        );
+    }
+    out
+}
+
+fn plot(points: &[Point], cores: usize, machine: &str, path: &Path) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("plot: {e}");
+    let max_threads = points.iter().map(|p| p.threads).max().unwrap_or(1) as f64;
+    let y_max = points.iter().map(Point::max).fold(1.0, f64::max) * 2.0;
+    let y_min = points
+        .iter()
+        .map(Point::min)
+        .fold(f64::MAX, f64::min)
+        .max(0.01)
+        / 2.0;
+
+    let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("Counter increments, {machine}"), ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.5f64..max_threads + 0.5, (y_min..y_max).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("threads")
+        .y_desc("throughput, M increments/s (log)")
+        .x_labels(max_threads as usize + 1)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    if max_threads > cores as f64 {
+        let x0 = cores as f64 + 0.5;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x0, y_min), (max_threads + 0.5, y_max)],
+                RGBColor(235, 235, 235).filled(),
+            )))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("oversubscribed: > {cores} cores (hollow markers)"),
+                (x0 + 0.1, y_max / 1.5),
+                ("sans-serif", 14),
+            )))
+            .map_err(|e| err(&e))?;
+    }
+
+    let mut names: Vec<&str> = points.iter().map(|p| p.strategy).collect();
+    names.dedup();
+    for (i, name) in names.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()].to_rgba();
+        let curve: Vec<&Point> = points.iter().filter(|p| p.strategy == *name).collect();
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (p.threads as f64, p.median())),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        // Min–max bars, and filled markers within the core count, hollow
+        // markers beyond it.
+        chart
+            .draw_series(curve.iter().map(|p| {
+                PathElement::new(
+                    vec![(p.threads as f64, p.min()), (p.threads as f64, p.max())],
+                    color.stroke_width(1),
+                )
+            }))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(curve.iter().map(|p| {
+                let style = if p.threads > cores {
+                    color.stroke_width(2)
+                } else {
+                    color.filled()
+                };
+                Circle::new((p.threads as f64, p.median()), 4, style)
+            }))
+            .map_err(|e| err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// Distinct colours for up to ten curves (Tableau 10).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(78, 121, 167),
+    RGBColor(242, 142, 43),
+    RGBColor(225, 87, 89),
+    RGBColor(118, 183, 178),
+    RGBColor(89, 161, 79),
+    RGBColor(237, 201, 72),
+    RGBColor(176, 122, 161),
+    RGBColor(255, 157, 167),
+    RGBColor(156, 117, 95),
+    RGBColor(100, 100, 100),
+];
+
+/// Runs the study and writes its outputs; returns the points.
+fn run(config: &Config) -> Result<Vec<Point>, String> {
+    let machine = machine();
+    let cores = cores();
+    eprintln!("metricz contention study: {machine}");
+    eprintln!(
+        "threads {:?}, {} runs per point, ~{:?} per run",
+        config.threads, config.runs, config.run_time
+    );
+    let points = sweep(config)?;
+    print!("{}", table(&points, cores));
+    std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
+    let csv_path = config.out.join("contention.csv");
+    std::fs::write(&csv_path, csv(&points, cores, &machine))
+        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    let svg_path = config.out.join("contention.svg");
+    plot(&points, cores, &machine, &svg_path)?;
+    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    Ok(points)
+}
+
+fn main() {
+    let result = Config::from_args(std::env::args().skip(1)).and_then(|config| run(&config));
+    if let Err(e) = result {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_study_writes_every_curve() {
+        let out = std::env::temp_dir().join(format!("metricz-contention-{}", std::process::id()));
+        let config = Config::from_args([
+            "--quick".to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ])
+        .expect("valid arguments");
+        assert_eq!(config.threads, vec![1, 2]);
+        let points = run(&config).expect("study runs and every count is exact");
+
+        let strategies = [
+            "atomic",
+            "per-cpu",
+            "thread-sharded",
+            "adaptive",
+            "single-writer",
+            "prometheus",
+            "prometheus-client",
+            "mutex",
+            "channel",
+        ];
+        assert_eq!(points.len(), strategies.len() * 2);
+        let csv = std::fs::read_to_string(out.join("contention.csv")).expect("csv written");
+        let rows: Vec<&str> = csv
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .skip(1)
+            .collect();
+        assert_eq!(rows.len(), points.len());
+        for name in strategies {
+            for threads in [1, 2] {
+                let row = rows
+                    .iter()
+                    .find(|r| r.starts_with(&format!("{name},{threads},")))
+                    .unwrap_or_else(|| panic!("no row for {name} at {threads} threads"));
+                let fields: Vec<&str> = row.split(',').collect();
+                assert_eq!(fields[3], "3", "runs recorded");
+                let (median, min, max): (f64, f64, f64) = (
+                    fields[5].parse().unwrap(),
+                    fields[6].parse().unwrap(),
+                    fields[7].parse().unwrap(),
+                );
+                assert!(min > 0.0 && min <= median && median <= max, "{row}");
+            }
+        }
+        let svg = std::fs::read_to_string(out.join("contention.svg")).expect("svg written");
+        assert!(svg.starts_with("<svg"));
+        for name in strategies {
+            assert!(svg.contains(&format!(">{name}<")), "legend lacks {name}");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        assert!(Config::from_args(["--threads".to_string(), "0".into()]).is_err());
+        assert!(Config::from_args(["--runs".to_string()]).is_err());
+        assert!(Config::from_args(["--bogus".to_string()]).is_err());
+        let c = Config::from_args([
+            "--threads".to_string(),
+            "1,3".into(),
+            "--runs".into(),
+            "7".into(),
+        ])
+        .unwrap();
+        assert_eq!((c.threads, c.runs), (vec![1, 3], 7));
+    }
+
+    #[test]
+    fn full_sweep_reaches_twice_the_cores() {
+        let c = Config::full();
+        assert_eq!(c.threads.first(), Some(&1));
+        assert_eq!(c.threads.last(), Some(&(2 * cores())));
+        assert!(c.runs >= 5);
+    }
+}

@@ -24,16 +24,16 @@
 //!
 //! # Cost
 //!
-//! Measured by `cargo bench --bench counter -- cpu` (criterion, one thread) on
-//! the development machine (2 vCPU AMD EPYC KVM guest, Linux 6.18, glibc 2.36);
-//! the figures are in `papers/contention.md`:
+//! Measured by `cargo bench --bench counter -- cpu/` (criterion, one thread,
+//! median estimate) on the development machine: 2 vCPU AMD EPYC KVM guest,
+//! Linux 6.18, glibc 2.36. Figures and method are in `papers/contention.md`.
 //!
 //! | path | ns per lookup |
 //! |---|---|
-//! | [`rseq_cpu`] | 0.5 |
-//! | [`sched_getcpu`] | 11.6 |
-//! | [`thread_index`] | 0.9 |
-//! | [`current`] (takes the rseq path here) | 0.5 |
+//! | [`rseq_cpu`] | 0.65 |
+//! | [`sched_getcpu`] (vDSO) | 2.9 |
+//! | [`thread_index`] | 0.36 |
+//! | [`current`] (takes the rseq path here) | 0.39 |
 //!
 //! # Example
 //!

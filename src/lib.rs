@@ -75,3 +75,8 @@ pub use counter::{
     ThreadShardedCounter,
 };
 pub use gauge::{Gauge, UpDownGauge};
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

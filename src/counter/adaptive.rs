@@ -40,7 +40,9 @@ pub struct AdaptiveCounter {
 
 thread_local! {
     /// The thread's cell probe, shared by all adaptive counters like Java's
-    /// `Thread.threadLocalRandomProbe`; 0 until first used.
+    /// `Thread.threadLocalRandomProbe`; 0 until first used. (Not a `const`
+    /// initialiser: loom's `thread_local!` does not accept one.)
+    #[allow(clippy::missing_const_for_thread_local)]
     static PROBE: Cell<u32> = Cell::new(0);
 }
 

@@ -81,7 +81,7 @@ impl SingleWriterCounter {
         // SAFETY: `first` points to a live bucket of `1 << bucket` slots
         // (installed by `install_bucket`, freed only in `drop`), and
         // `offset < 1 << bucket` by construction in `locate`.
-        unsafe { &**first.add(offset) }
+        unsafe { &*first.add(offset) }
     }
 
     #[cold]
