@@ -485,7 +485,10 @@ mod tests {
         let svg = std::fs::read_to_string(out.join("contention.svg")).expect("svg written");
         assert!(svg.starts_with("<svg"));
         for name in strategies {
-            assert!(svg.contains(&format!(">{name}<")), "legend lacks {name}");
+            assert!(
+                svg.contains(&format!(">\n{name}\n<")),
+                "legend lacks {name}"
+            );
         }
         let _ = std::fs::remove_dir_all(&out);
     }

@@ -1,0 +1,225 @@
+//! The recording paths never allocate: after a warm-up call on the calling
+//! thread (which may allocate its thread index, a slot bucket or a cell),
+//! `inc`, `add`, `get` and `take` on every counter strategy and `set`, `add`,
+//! `get` etc. on both gauges make zero heap allocations.
+//!
+//! Allocations are counted by a wrapping global allocator, per thread and only
+//! while the thread has counting switched on, so tests running in parallel
+//! (and the harness's own threads) do not disturb each other's counts.
+
+use metricz::{
+    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, Gauge, SingleWriterCounter,
+    ThreadShardedCounter, UpDownGauge,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+
+/// [`System`], counting the calling thread's allocations while enabled.
+struct CountingAlloc;
+
+thread_local! {
+    // `const` initialisers and types without `Drop`: accessing these never
+    // allocates and registers no destructor, so the allocator cannot recurse.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    // `try_with`: the allocator may run while this thread's locals are torn
+    // down; such allocations are simply not counted.
+    let counting = COUNTING.try_with(Cell::get).unwrap_or(false);
+    if counting {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; the counting touches only
+// `const`-initialised thread-locals and never allocates.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Runs `f` and returns how many allocations the calling thread made in it.
+fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let result = f();
+    COUNTING.with(|c| c.set(false));
+    (ALLOCATIONS.with(Cell::get), result)
+}
+
+const ROUNDS: u64 = 1000;
+
+/// Warms `c` up on this thread, then checks that `ROUNDS` rounds of
+/// `inc`/`add`/`get` (and `take`) allocate nothing and still count exactly.
+fn check_strategy<S: CounterStrategy>(c: &S) {
+    c.inc();
+    c.add(2);
+    black_box(c.get());
+    black_box(c.take());
+    let (allocations, total) = allocations_in(|| {
+        let mut total = 0u64;
+        for _ in 0..ROUNDS {
+            c.inc();
+            c.add(3);
+            total = total.wrapping_add(black_box(c.get()));
+        }
+        total
+    });
+    assert_eq!(allocations, 0, "{}: {allocations} allocations", S::NAME);
+    // The loop did run: get read 4, 8, ..., 4 * ROUNDS.
+    assert_eq!(total, 4 * ROUNDS * (ROUNDS + 1) / 2, "{}", S::NAME);
+    let (allocations, taken) = allocations_in(|| {
+        let mut taken = 0u64;
+        for _ in 0..ROUNDS {
+            c.inc();
+            taken += c.take();
+        }
+        taken
+    });
+    assert_eq!(allocations, 0, "{}: take made {allocations}", S::NAME);
+    assert_eq!(taken, 4 * ROUNDS + ROUNDS, "{}", S::NAME);
+}
+
+#[test]
+fn hot_paths_do_not_allocate() {
+    // The allocator does count on this thread, so a zero below means
+    // something (also `constructing_a_counter_allocates`).
+    let (allocations, v) = allocations_in(|| black_box(vec![1u8; 16]));
+    assert!(allocations >= 1, "the counting allocator counted nothing");
+    drop(v);
+
+    check_strategy(&Counter::new());
+    check_strategy(&Counter::with_shards(1));
+    check_strategy(&Counter::with_shards(usize::MAX));
+    check_strategy(&AtomicCounter::new());
+    check_strategy(&ThreadShardedCounter::new());
+    check_strategy(&AdaptiveCounter::new());
+    check_strategy(&AdaptiveCounter::with_max_cells(1));
+    check_strategy(&SingleWriterCounter::new());
+
+    // Counter's inherent methods, not only the trait's.
+    let c = Counter::new();
+    c.inc();
+    c.add(1);
+    black_box(c.get());
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            Counter::inc(&c);
+            Counter::add(&c, 2);
+            black_box(Counter::get(&c));
+        }
+    });
+    assert_eq!(allocations, 0, "Counter: {allocations} allocations");
+    assert_eq!(c.get(), 2 + 3 * ROUNDS);
+
+    // Clones share without allocating per use.
+    let clone = c.clone();
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            clone.inc();
+        }
+    });
+    assert_eq!(allocations, 0, "cloned Counter: {allocations} allocations");
+    assert_eq!(c.get(), 2 + 4 * ROUNDS);
+
+    let g = Gauge::new();
+    g.set(1.0);
+    g.add(1.0);
+    g.inc();
+    black_box(g.get());
+    g.set(0.0);
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            g.inc();
+            g.add(0.5);
+            g.sub(0.25);
+            g.dec();
+            black_box(g.get());
+        }
+        g.set(black_box(g.get()) + 1.0);
+    });
+    assert_eq!(allocations, 0, "Gauge: {allocations} allocations");
+    assert_eq!(g.get(), 0.25 * ROUNDS as f64 + 1.0);
+
+    let u = UpDownGauge::new();
+    u.inc();
+    u.add(1);
+    black_box(u.get());
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            u.inc();
+            u.add(3);
+            u.sub(2);
+            u.dec();
+            black_box(u.get());
+        }
+    });
+    assert_eq!(allocations, 0, "UpDownGauge: {allocations} allocations");
+    assert_eq!(u.get(), 2 + ROUNDS as i64);
+}
+
+#[test]
+fn adaptive_inflated_hot_path_does_not_allocate() {
+    // Inflate the counter with contending writers (bounded tries: inflation
+    // needs a collision), then warm up this thread's cell and measure.
+    let c = AdaptiveCounter::with_max_cells(4);
+    for _ in 0..20 {
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..10_000 {
+                        c.inc();
+                    }
+                });
+            }
+        });
+        if c.cells_in_use() > 0 {
+            break;
+        }
+    }
+    let before = c.get();
+    check_strategy(&c);
+    // `check_strategy` ends with a take; the count is exact.
+    assert_eq!(c.get(), 0);
+    assert!(before > 0);
+}
+
+#[test]
+fn constructing_a_counter_allocates() {
+    // Shows the counting allocator works: a `Counter` owns a heap shard array.
+    let (allocations, c) = allocations_in(|| Counter::with_shards(4));
+    assert!(allocations >= 1, "Counter::with_shards made no allocation");
+    let (allocations, c2) = allocations_in(Counter::new);
+    assert!(allocations >= 1, "Counter::new made no allocation");
+    // And dropping or cloning is not counted as an allocation.
+    let (allocations, clone) = allocations_in(|| c.clone());
+    assert_eq!(allocations, 0, "Counter::clone allocated");
+    drop((c, c2, clone));
+}
