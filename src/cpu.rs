@@ -147,8 +147,7 @@ pub fn rseq_cpu() -> Option<usize> {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 mod rseq {
-    use crate::primitive::Ordering::Relaxed;
-    use std::sync::atomic::AtomicIsize;
+    use crate::primitive::{AtomicIsize, Ordering::Relaxed};
 
     /// `OFFSET` before the first lookup.
     const UNKNOWN: isize = isize::MIN;

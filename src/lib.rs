@@ -46,7 +46,11 @@
 //!
 //! # Errors and panics
 //!
-//! Recording never fails, never panics and never takes a lock. Constructors
+//! Recording never fails and never panics. It takes no lock, with one
+//! exception per thread: the first time a thread needs a thread index (the
+//! thread-indexed, adaptive and single-writer strategies, or the CPU fallback
+//! where neither rseq nor `sched_getcpu` works) it takes the index pool's lock
+//! once, and again at thread exit to return it. Constructors
 //! clamp out-of-range settings (a shard count of 0 becomes 1, counts round up
 //! to a power of two) rather than failing.
 //!

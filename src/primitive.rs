@@ -7,6 +7,10 @@
 
 #![allow(unused_imports, unreachable_pub)]
 
+/// Only for process-wide facts that loom never sees (the rseq offset, which
+/// is cfg'd out under loom).
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::AtomicIsize;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize};
 #[cfg(not(loom))]
@@ -27,6 +31,11 @@ pub(crate) use std::sync::atomic::Ordering;
 /// `Arc`'s own orderings, and std's `Arc<[T]>` keeps a counter to one
 /// allocation.
 pub(crate) use std::sync::Arc;
+
+/// One-time initialisation. std's in every build: under loom it only ever
+/// lives inside a `global!` (a per-execution `lazy_static`), and loom runs
+/// one thread at a time, so it never blocks.
+pub(crate) use std::sync::OnceLock;
 
 /// Declares a global `static` that loom can reset between executions.
 ///

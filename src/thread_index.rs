@@ -10,7 +10,7 @@
 //! and the next owner takes it under the same lock, so everything the old
 //! owner wrote happens-before everything the new owner does.
 
-use crate::primitive::{global, thread_local, Arc, Mutex};
+use crate::primitive::{global, thread_local, Arc, Mutex, OnceLock};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -38,7 +38,7 @@ type Pool = Arc<Mutex<Ids>>;
 
 global! {
     /// The pool of thread indices; under loom, one per explored execution.
-    static IDS: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    static IDS: OnceLock<Pool> = OnceLock::new();
 }
 
 fn lock(pool: &Mutex<Ids>) -> impl std::ops::DerefMut<Target = Ids> + '_ {
