@@ -22,7 +22,7 @@ use metricz::{
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use support::{ChannelCounter, MutexCounter, PromClientCounter, PromIntCounter};
+use support::{PromClientCounter, PromIntCounter};
 
 fn cpu_lookup(c: &mut Criterion) {
     let mut group = c.benchmark_group("cpu");
@@ -80,17 +80,7 @@ fn contention(c: &mut Criterion) {
                 });
             )*};
         }
-        sweep!(
-            AtomicCounter,
-            Counter,
-            ThreadShardedCounter,
-            AdaptiveCounter,
-            SingleWriterCounter,
-            PromIntCounter,
-            PromClientCounter,
-            MutexCounter,
-            ChannelCounter
-        );
+        support::for_each_counter!(sweep);
         group.finish();
     }
 }

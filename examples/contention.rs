@@ -22,16 +22,12 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 
-use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
-    ThreadShardedCounter,
-};
+use metricz::CounterStrategy;
 use plotters::prelude::*;
 use rayon::ThreadPool;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{ChannelCounter, MutexCounter, PromClientCounter, PromIntCounter};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -212,17 +208,7 @@ fn sweep(config: &Config) -> Result<Vec<Point>, String> {
             )*
         };
     }
-    strategies!(
-        AtomicCounter,
-        Counter,
-        ThreadShardedCounter,
-        AdaptiveCounter,
-        SingleWriterCounter,
-        PromIntCounter,
-        PromClientCounter,
-        MutexCounter,
-        ChannelCounter,
-    );
+    support::for_each_counter!(strategies);
     Ok(points)
 }
 

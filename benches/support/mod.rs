@@ -13,6 +13,25 @@ use std::sync::{mpsc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Calls `$m!` with every counter the study and the benches sweep: the
+/// metricz strategies, then the peers, then the baselines.
+macro_rules! for_each_counter {
+    ($m:ident) => {
+        $m!(
+            metricz::AtomicCounter,
+            metricz::Counter,
+            metricz::ThreadShardedCounter,
+            metricz::AdaptiveCounter,
+            metricz::SingleWriterCounter,
+            $crate::support::PromIntCounter,
+            $crate::support::PromClientCounter,
+            $crate::support::MutexCounter,
+            $crate::support::ChannelCounter
+        )
+    };
+}
+pub(crate) use for_each_counter;
+
 /// `prometheus::IntCounter`: one shared `AtomicU64` behind an `Arc`.
 #[derive(Debug)]
 pub struct PromIntCounter(prometheus::IntCounter);

@@ -34,24 +34,32 @@ where
     n
 }
 
+/// Spawns one loom thread per entry of `amounts`, each adding its amounts
+/// to `counter` in order.
+pub fn spawn_adders<S: CounterStrategy + 'static>(
+    counter: &Arc<S>,
+    amounts: &[&'static [u64]],
+) -> Vec<thread::JoinHandle<()>> {
+    amounts
+        .iter()
+        .map(|&adds| {
+            let counter = counter.clone();
+            thread::spawn(move || adds.iter().for_each(|&n| counter.add(n)))
+        })
+        .collect()
+}
+
 /// C1: after all writers join, `get()` equals the number of increments.
 ///
 /// Three writers (two spawned, plus the model's own thread) on a counter with
-/// two shards, so at least two share a shard; each adds twice, once with `inc`
-/// and once with `add`.
+/// two shards, so at least two share a shard; each adds twice (the model's
+/// own thread once with `inc`, once with `add`).
 pub fn no_lost_increments<S: CounterStrategy + Default + 'static>() {
     explore(&format!("C1 {}", S::NAME), || {
         let counter = Arc::new(S::default());
-        let writers: Vec<_> = (0..2)
-            .map(|_| {
-                let counter = counter.clone();
-                thread::spawn(move || {
-                    counter.inc();
-                    counter.add(2);
-                })
-            })
-            .collect();
-        counter.add(10);
+        let writers = spawn_adders(&counter, &[&[1, 2], &[1, 2]]);
+        counter.inc();
+        counter.add(9);
         for w in writers {
             w.join().unwrap();
         }
@@ -64,15 +72,7 @@ pub fn no_lost_increments<S: CounterStrategy + Default + 'static>() {
 pub fn reads_never_decrease<S: CounterStrategy + Default + 'static>() {
     explore(&format!("C2 {}", S::NAME), || {
         let counter = Arc::new(S::default());
-        let writers: Vec<_> = (0..2)
-            .map(|_| {
-                let counter = counter.clone();
-                thread::spawn(move || {
-                    counter.inc();
-                    counter.inc();
-                })
-            })
-            .collect();
+        let writers = spawn_adders(&counter, &[&[1, 1], &[1, 1]]);
         let first = counter.get();
         let second = counter.get();
         assert!(second >= first, "get went from {first} to {second}");
@@ -90,15 +90,7 @@ pub fn reads_never_decrease<S: CounterStrategy + Default + 'static>() {
 pub fn take_loses_nothing<S: CounterStrategy + Default + 'static>() {
     explore(&format!("C3 {}", S::NAME), || {
         let counter = Arc::new(S::default());
-        let writers: Vec<_> = (0..2)
-            .map(|_| {
-                let counter = counter.clone();
-                thread::spawn(move || {
-                    counter.inc();
-                    counter.add(3);
-                })
-            })
-            .collect();
+        let writers = spawn_adders(&counter, &[&[1, 3], &[1, 3]]);
         let taken = counter.take();
         let taken_again = counter.take();
         for w in writers {
@@ -113,19 +105,15 @@ pub fn take_loses_nothing<S: CounterStrategy + Default + 'static>() {
 pub fn racing_takes_split_exactly<S: CounterStrategy + Default + 'static>() {
     explore(&format!("C3' {}", S::NAME), || {
         let counter = Arc::new(S::default());
-        let writer = {
-            let counter = counter.clone();
-            thread::spawn(move || {
-                counter.add(1);
-                counter.add(2);
-            })
-        };
+        let writers = spawn_adders(&counter, &[&[1, 2]]);
         let taker = {
             let counter = counter.clone();
             thread::spawn(move || counter.take())
         };
         let mine = counter.take();
-        writer.join().unwrap();
+        for w in writers {
+            w.join().unwrap();
+        }
         let theirs = taker.join().unwrap();
         assert_eq!(mine + theirs + counter.get(), 3);
     });

@@ -53,15 +53,7 @@ fn c4_adaptive_inflation_loses_nothing() {
     static INFLATED: AtomicBool = AtomicBool::new(false);
     explore("C4 adaptive inflation", || {
         let counter = Arc::new(AdaptiveCounter::with_max_cells(2));
-        let writers: Vec<_> = (0..2)
-            .map(|_| {
-                let counter = counter.clone();
-                thread::spawn(move || {
-                    counter.add(1);
-                    counter.add(2);
-                })
-            })
-            .collect();
+        let writers = spawn_adders(&counter, &[&[1, 2], &[1, 2]]);
         let seen = counter.get();
         for w in writers {
             w.join().unwrap();
