@@ -7,7 +7,7 @@ use std::fmt;
 
 /// A value that goes up and down: an `f64` in one atomic word.
 ///
-/// `set` is a single store; `add`, `sub`, `inc` and `dec` are a CAS loop, so
+/// `set` is one atomic swap; `add`, `sub`, `inc` and `dec` are a CAS loop, so
 /// racing calls compose as if run in some serial order (invariant G1 in
 /// `papers/invariants.md`). Arithmetic is IEEE 754: adding to NaN stays NaN,
 /// and infinities behave as floats do.

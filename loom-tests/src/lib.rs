@@ -67,37 +67,88 @@ pub fn no_lost_increments<S: CounterStrategy + Default + 'static>() {
     });
 }
 
+/// Records, across all executions of one model, whether some execution
+/// observed a value strictly between "nothing yet" and "everything": proof
+/// that loom explored a read racing the writes, not only reads before or
+/// after them (loom's search can miss such races when the model's own thread
+/// is the reader; tokio-rs/loom#166).
+#[derive(Clone, Debug, Default)]
+pub struct SawPartial(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl SawPartial {
+    /// Notes `value` as seen; partial when `0 < value < total`.
+    pub fn note(&self, value: u64, total: u64) {
+        if value > 0 && value < total {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Fails the test unless some execution saw a partial value.
+    pub fn assert_seen(&self, model: &str) {
+        assert!(
+            self.0.load(Ordering::Relaxed),
+            "{model}: no explored execution read a partial value"
+        );
+    }
+}
+
 /// C2: on an increment-only counter, a reader's successive `get()`s never
-/// decrease, and the last one after the writers join is exact.
+/// decrease, and the value after the writers join is exact. The reader is a
+/// spawned thread racing two writers (one spawned, one the model's own
+/// thread); the model checks that a read in the middle of the writes was
+/// explored.
 pub fn reads_never_decrease<S: CounterStrategy + Default + 'static>() {
-    explore(&format!("C2 {}", S::NAME), || {
+    let name = format!("C2 {}", S::NAME);
+    let partial = SawPartial::default();
+    let seen = partial.clone();
+    explore(&name, move || {
         let counter = Arc::new(S::default());
-        let writers = spawn_adders(&counter, &[&[1, 1], &[1, 1]]);
-        let first = counter.get();
-        let second = counter.get();
-        assert!(second >= first, "get went from {first} to {second}");
+        let reader = {
+            let counter = counter.clone();
+            thread::spawn(move || (counter.get(), counter.get()))
+        };
+        let writers = spawn_adders(&counter, &[&[1, 1]]);
+        counter.inc();
+        counter.inc();
         for w in writers {
             w.join().unwrap();
         }
+        let (first, second) = reader.join().unwrap();
+        assert!(second >= first, "get went from {first} to {second}");
+        seen.note(first, 4);
+        seen.note(second, 4);
         let last = counter.get();
         assert!(last >= second);
         assert_eq!(last, 4);
     });
+    partial.assert_seen(&name);
 }
 
 /// C3: `take()` racing increments loses and duplicates nothing: the sum of
-/// all takes plus the final `get()` equals the number of increments.
+/// all takes plus the final `get()` equals the number of increments. The
+/// taker is a spawned thread racing two writers; the model checks that a
+/// take in the middle of the writes was explored.
 pub fn take_loses_nothing<S: CounterStrategy + Default + 'static>() {
-    explore(&format!("C3 {}", S::NAME), || {
+    let name = format!("C3 {}", S::NAME);
+    let partial = SawPartial::default();
+    let seen = partial.clone();
+    explore(&name, move || {
         let counter = Arc::new(S::default());
-        let writers = spawn_adders(&counter, &[&[1, 3], &[1, 3]]);
-        let taken = counter.take();
-        let taken_again = counter.take();
+        let taker = {
+            let counter = counter.clone();
+            thread::spawn(move || (counter.take(), counter.take()))
+        };
+        let writers = spawn_adders(&counter, &[&[1, 3]]);
+        counter.inc();
+        counter.add(3);
         for w in writers {
             w.join().unwrap();
         }
+        let (taken, taken_again) = taker.join().unwrap();
+        seen.note(taken + taken_again, 8);
         assert_eq!(taken + taken_again + counter.get(), 8);
     });
+    partial.assert_seen(&name);
 }
 
 /// C3': two racing takers split the increments between them without loss or

@@ -75,38 +75,41 @@ fn c4_adaptive_inflation_loses_nothing() {
 /// C5: a single-writer slot survives its thread's exit and is handed to the
 /// next thread without loss. The first writer exits while the second may be
 /// starting; in the interleavings where the second reuses the first's index
-/// (and slot), the plain load + store must see the first's last store. The
-/// model checks that reuse was explored.
+/// (and slot), the plain load + store must see the first's last store. A
+/// third thread reads meanwhile. The model checks that index reuse and a
+/// mid-run read were both explored.
 #[test]
 fn c5_single_writer_slot_survives_thread_exit() {
     static REUSED: AtomicBool = AtomicBool::new(false);
-    explore("C5 single-writer hand-off", || {
+    let partial = SawPartial::default();
+    let seen = partial.clone();
+    explore("C5 single-writer hand-off", move || {
         let counter = Arc::new(SingleWriterCounter::new());
-        let first = {
+        let writer = |amounts: &'static [u64]| {
             let counter = counter.clone();
             thread::spawn(move || {
-                counter.add(1);
-                counter.add(2);
+                amounts.iter().for_each(|&n| counter.add(n));
                 metricz::cpu::thread_index()
             })
         };
-        let second = {
+        let first = writer(&[1, 2]);
+        let second = writer(&[4]);
+        let reader = {
             let counter = counter.clone();
-            thread::spawn(move || {
-                counter.add(4);
-                metricz::cpu::thread_index()
-            })
+            thread::spawn(move || counter.get())
         };
-        let seen = counter.get();
         let (a, b) = (first.join().unwrap(), second.join().unwrap());
         if a == b {
             REUSED.store(true, Ordering::Relaxed);
         }
-        assert!(seen <= 7);
+        let read = reader.join().unwrap();
+        assert!(read <= 7);
+        seen.note(read, 7);
         assert_eq!(counter.get(), 7);
     });
     assert!(
         REUSED.load(Ordering::Relaxed),
         "no explored execution reused a thread index"
     );
+    partial.assert_seen("C5 single-writer hand-off");
 }

@@ -50,9 +50,13 @@ fn probe() -> u32 {
     PROBE
         .try_with(|p| match p.get() {
             0 => {
-                // Fibonacci hashing spreads dense thread indices; `| 1` keeps
-                // the probe non-zero so xorshift never sticks at 0.
-                let fresh = (crate::cpu::thread_index() as u32).wrapping_mul(0x9E37_79B9) | 1;
+                // Fibonacci hashing of the dense thread index, then one
+                // xorshift round so the low bits (which the cell mask keeps)
+                // differ between threads too; never 0, where xorshift sticks.
+                let seed = (crate::cpu::thread_index() as u32)
+                    .wrapping_add(1)
+                    .wrapping_mul(0x9E37_79B9);
+                let fresh = xorshift(seed).max(1);
                 p.set(fresh);
                 fresh
             }
@@ -61,12 +65,16 @@ fn probe() -> u32 {
         .unwrap_or(1)
 }
 
-fn advance_probe(probe: u32) -> u32 {
-    // Marsaglia xorshift32, as LongAdder's `advanceProbe`.
-    let mut x = probe;
+/// Marsaglia xorshift32, as LongAdder's `advanceProbe`.
+fn xorshift(mut x: u32) -> u32 {
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
+    x
+}
+
+fn advance_probe(probe: u32) -> u32 {
+    let x = xorshift(probe);
     let _ = PROBE.try_with(|p| p.set(x));
     x
 }
@@ -126,7 +134,8 @@ impl AdaptiveCounter {
         }
     }
 
-    #[cold]
+    /// The add path once inflated (and the retry path of the first
+    /// collision). Allocates a cell when it lands on one not yet used.
     fn add_contended(&self, n: u64) {
         let max = self.cells.len();
         let mut probe = probe();

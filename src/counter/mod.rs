@@ -9,8 +9,8 @@
 //! | [`AtomicCounter`] | `lock xadd` on one shared word | one load | 8 bytes |
 //! | [`Counter`] | `lock xadd` on the current CPU's padded shard | sum of shards | 128 bytes × shards |
 //! | [`ThreadShardedCounter`] | `lock xadd` on the shard the thread index hashes to | sum of shards | 128 bytes × shards |
-//! | [`AdaptiveCounter`] | CAS on a base word; on contention, CAS on a padded cell picked by a per-thread probe | base + cells | 8 bytes per CPU, + 128 bytes per cell in use |
-//! | [`SingleWriterCounter`] | plain load + store on the thread's own slot | sum of slots − taken | 128 bytes per thread index ever used |
+//! | [`AdaptiveCounter`] | CAS on a base word; on contention, CAS on a padded cell picked by a per-thread probe | base + cells | 128 bytes (base) + 8 bytes per CPU, + 128 bytes per cell in use |
+//! | [`SingleWriterCounter`] | plain load + store on the thread's own slot | sum of slots − taken | 128 bytes per slot, in buckets of doubling size up to the highest thread index used |
 //!
 //! # Reads are not linearizable
 //!

@@ -18,8 +18,13 @@ const BUCKETS: usize = if cfg!(loom) { 4 } else { usize::BITS as usize };
 /// it the slot, count included) passes to the next thread that asks, under a
 /// lock that orders the old owner's last store before the new owner's first
 /// load — so a thread's count survives its exit and nothing is lost. Slots
-/// are padded and allocated in buckets of doubling size on first use: the
-/// memory is 128 bytes per thread index ever used by this counter.
+/// are padded and allocated in buckets of doubling size on first use: 128
+/// bytes a slot, up to twice the highest thread index that has used this
+/// counter (indices are reused, so that is bounded by the peak number of live
+/// threads, not by how many ever ran).
+///
+/// A signal handler that increments the same counter on the same thread,
+/// between the owner's load and store, would be lost: don't.
 ///
 /// Readers sum the slots. Since only the owner may write its slot, [`take`]
 /// cannot zero slots; it advances a baseline instead, and [`get`] reports the
