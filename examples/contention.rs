@@ -1,5 +1,6 @@
-//! The contention study: counter throughput against threads, for every
-//! counter strategy, the baselines and the peers, in one process.
+//! The contention study: counter and histogram throughput against threads,
+//! for every counter strategy, the baselines and the peers, then metricz's
+//! `Histogram` against the histogram peers, in one process.
 //!
 //! ```text
 //! cargo run --release --example contention                  # full sweep
@@ -15,9 +16,22 @@
 //! min and max. Every run checks the counter's final value, so a strategy
 //! that lost an increment fails the study instead of looking fast.
 //!
-//! Writes a table to stdout and `contention.csv` and `contention.svg` to
-//! `target/metricz/` (or `--out DIR`). Points with more threads than cores are
-//! oversubscribed and marked so in all three.
+//! The histogram section does the same for `record`: every implementation
+//! records the same fixed-seed table of log-uniform values (1 µs–100 ms in
+//! ns, `support::values`), each thread walking it with its own cursor; each
+//! thread records the whole table untimed first. Runs check the final count
+//! (threads × records) wherever the implementation can report one, summing
+//! the per-thread `hdrhistogram`s. Beside throughput it reports the bytes the
+//! series holds at the end of the last run: measured for metricz
+//! (`bytes_used`) and `hdrhistogram` (counts array + struct, summed over
+//! threads), estimated from the bucket layout for `prometheus` and
+//! `prometheus-client`, and records × 8 for the `metrics` exporter, which
+//! keeps every sample until scraped (see `benches/support/mod.rs`).
+//!
+//! Writes the tables to stdout, and `contention.csv`, `contention.svg`,
+//! `histogram.csv` and `histogram.svg` to `target/metricz/` (or `--out DIR`).
+//! Points with more threads than cores are oversubscribed and marked so in
+//! all of them.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -28,6 +42,7 @@ use rayon::ThreadPool;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use support::HistogramStrategy;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -69,7 +84,8 @@ impl Config {
     fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let args: Vec<String> = args.into_iter().collect();
         let mut config = Config::full();
-        if args.iter().any(|a| a == "--quick") {
+        let quick = args.iter().any(|a| a == "--quick");
+        if quick {
             config = config.quick();
         }
         let mut it = args.iter();
@@ -87,11 +103,10 @@ impl Config {
                         .collect::<Result<_, _>>()?;
                 }
                 "--runs" => {
-                    config.runs = value()?
-                        .parse()
-                        .ok()
-                        .filter(|&r| r > 0)
-                        .ok_or("--runs takes a positive number")?;
+                    let min_runs = if quick { 1 } else { 5 };
+                    config.runs = value()?.parse().ok().filter(|&r| r >= min_runs).ok_or(
+                        "--runs takes a number ≥ 5: each point is the median of at least 5 runs",
+                    )?;
                 }
                 "--millis" => {
                     let ms: u64 = value()?.parse().map_err(|_| "--millis takes a number")?;
@@ -117,6 +132,8 @@ struct Point {
     ops_per_thread: u64,
     /// Throughput of each run, Mops/s, sorted.
     mops: Vec<f64>,
+    /// Bytes the series held at the end of the last run (histograms only).
+    bytes: Option<usize>,
 }
 
 impl Point {
@@ -147,13 +164,50 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Measures one strategy at one thread count.
+/// Calibrates and times `run` (which does `ops` operations per thread on a
+/// fresh series, checks it, and returns the wall time and the bytes the
+/// series holds) at one thread count: the shared loop of both sweeps.
+fn measure_with(
+    name: &'static str,
+    threads: usize,
+    config: &Config,
+    mut run: impl FnMut(u64) -> Result<(Duration, Option<usize>), String>,
+) -> Result<Point, String> {
+    // Calibrate: grow the run until it is long enough to time, then scale
+    // it to the target. This also serves as the warm-up.
+    let mut ops = 1_000u64;
+    let mut elapsed = run(ops)?.0;
+    while elapsed < config.run_time / 10 && ops < 1 << 34 {
+        ops *= 4;
+        elapsed = run(ops)?.0;
+    }
+    let scale = config.run_time.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+    ops = ((ops as f64 * scale) as u64).max(1_000);
+    let mut mops = Vec::with_capacity(config.runs);
+    let mut bytes = None;
+    for _ in 0..config.runs {
+        let (elapsed, held) = run(ops)?;
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        mops.push(threads as f64 * ops as f64 / secs / 1e6);
+        bytes = held;
+    }
+    mops.sort_by(f64::total_cmp);
+    Ok(Point {
+        strategy: name,
+        threads,
+        ops_per_thread: ops,
+        mops,
+        bytes,
+    })
+}
+
+/// Measures one counter strategy at one thread count.
 fn measure<S: CounterStrategy + Default>(
     pool: &ThreadPool,
     config: &Config,
 ) -> Result<Point, String> {
     let threads = pool.current_num_threads();
-    let run = |ops: u64| -> Result<Duration, String> {
+    measure_with(S::NAME, threads, config, |ops| {
         let counter = S::default();
         let elapsed = support::timed_run(pool, &counter, config.warm, ops);
         let expected = threads as u64 * (config.warm + ops);
@@ -164,52 +218,78 @@ fn measure<S: CounterStrategy + Default>(
                 S::NAME
             ));
         }
-        Ok(elapsed)
-    };
-    // Calibrate: grow the run until it is long enough to time, then scale
-    // it to the target. This also serves as the warm-up.
-    let mut ops = 1_000u64;
-    let mut elapsed = run(ops)?;
-    while elapsed < config.run_time / 10 && ops < 1 << 34 {
-        ops *= 4;
-        elapsed = run(ops)?;
-    }
-    let scale = config.run_time.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
-    ops = ((ops as f64 * scale) as u64).max(1_000);
-    let mut mops = Vec::with_capacity(config.runs);
-    for _ in 0..config.runs {
-        let secs = run(ops)?.as_secs_f64().max(1e-9);
-        mops.push(threads as f64 * ops as f64 / secs / 1e6);
-    }
-    mops.sort_by(f64::total_cmp);
-    Ok(Point {
-        strategy: S::NAME,
-        threads,
-        ops_per_thread: ops,
-        mops,
+        Ok((elapsed, None))
+    })
+}
+
+/// Measures one histogram implementation at one thread count.
+fn measure_histogram<H: HistogramStrategy>(
+    pool: &ThreadPool,
+    config: &Config,
+) -> Result<Point, String> {
+    let threads = pool.current_num_threads();
+    // Record the whole value table on every thread before timing, so every
+    // bucket (block) the run touches exists: steady state.
+    let warm = config.warm.max(support::VALUES_LEN as u64);
+    measure_with(H::NAME, threads, config, |ops| {
+        let histogram = H::build();
+        let (elapsed, locals) = support::timed_record(pool, &histogram, warm, ops);
+        let expected = threads as u64 * (warm + ops);
+        // Bytes first: reading the `metrics` exporter's count drains it.
+        let bytes = histogram.bytes(&locals, expected);
+        if let Some(got) = histogram.count(&locals) {
+            if got != expected {
+                return Err(format!(
+                    "{} at {threads} threads counted {got} records, expected {expected}",
+                    H::NAME
+                ));
+            }
+        }
+        Ok((elapsed, Some(bytes)))
     })
 }
 
 /// Every strategy, baseline and peer at every thread count.
-fn sweep(config: &Config) -> Result<Vec<Point>, String> {
-    let pools: Vec<ThreadPool> = config.threads.iter().map(|&t| support::pool(t)).collect();
+fn sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
     let mut points = Vec::new();
     macro_rules! strategies {
         ($($ty:ty),* $(,)?) => {
             $(
-                for pool in &pools {
-                    let point = measure::<$ty>(pool, config)?;
-                    eprintln!(
-                        "  {:<18} {:>3} threads  {:>9.1} Mops/s",
-                        point.strategy, point.threads, point.median()
-                    );
-                    points.push(point);
+                for pool in pools {
+                    points.push(report(measure::<$ty>(pool, config)?));
                 }
             )*
         };
     }
     support::for_each_counter!(strategies);
     Ok(points)
+}
+
+/// Every histogram implementation at every thread count.
+fn histogram_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
+    let mut points = Vec::new();
+    macro_rules! implementations {
+        ($($ty:ty),* $(,)?) => {
+            $(
+                for pool in pools {
+                    points.push(report(measure_histogram::<$ty>(pool, config)?));
+                }
+            )*
+        };
+    }
+    support::for_each_histogram!(implementations);
+    Ok(points)
+}
+
+/// Prints a point's progress line and passes it on.
+fn report(point: Point) -> Point {
+    eprintln!(
+        "  {:<18} {:>3} threads  {:>9.1} Mops/s",
+        point.strategy,
+        point.threads,
+        point.median()
+    );
+    point
 }
 
 /// A one-line description of the machine, recorded with every figure.
@@ -233,23 +313,36 @@ fn machine() -> String {
     )
 }
 
+/// The table printed to stdout; a bytes column when the points have bytes.
 fn table(points: &[Point], cores: usize) -> String {
+    let with_bytes = points.iter().any(|p| p.bytes.is_some());
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>7} {:>11} {:>11} {:>11} {:>10}",
-        "strategy", "threads", "Mops/s", "min", "max", "ns/op/thr"
+        "{:<18} {:>7} {:>11} {:>11} {:>11} {:>10}{}",
+        "strategy",
+        "threads",
+        "Mops/s",
+        "min",
+        "max",
+        "ns/op/thr",
+        if with_bytes { "  bytes/series" } else { "" }
     );
     for p in points {
         let _ = writeln!(
             out,
-            "{:<18} {:>7} {:>11.1} {:>11.1} {:>11.1} {:>10.2}{}",
+            "{:<18} {:>7} {:>11.1} {:>11.1} {:>11.1} {:>10.2}{}{}",
             p.strategy,
             p.threads,
             p.median(),
             p.min(),
             p.max(),
             p.ns_per_op(),
+            match p.bytes {
+                Some(bytes) if with_bytes => format!("  {bytes:>12}"),
+                _ if with_bytes => format!("  {:>12}", "-"),
+                _ => String::new(),
+            },
             if p.threads > cores {
                 "  (oversubscribed)"
             } else {
@@ -260,11 +353,19 @@ fn table(points: &[Point], cores: usize) -> String {
     out
 }
 
+/// The CSV file; a trailing `bytes_per_series` column when the points have
+/// bytes (empty where one lacks them).
 fn csv(points: &[Point], cores: usize, machine: &str) -> String {
+    let with_bytes = points.iter().any(|p| p.bytes.is_some());
     let mut out = format!("# machine: {machine}\n");
-    out.push_str("strategy,threads,oversubscribed,runs,ops_per_thread,mops_median,mops_min,mops_max,ns_per_op_median\n");
+    out.push_str("strategy,threads,oversubscribed,runs,ops_per_thread,mops_median,mops_min,mops_max,ns_per_op_median");
+    out.push_str(if with_bytes {
+        ",bytes_per_series\n"
+    } else {
+        "\n"
+    });
     for p in points {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{},{},{},{},{},{:.3},{:.3},{:.3},{:.4}",
             p.strategy,
@@ -277,11 +378,43 @@ fn csv(points: &[Point], cores: usize, machine: &str) -> String {
             p.max(),
             p.ns_per_op()
         );
+        if with_bytes {
+            out.push(',');
+            if let Some(bytes) = p.bytes {
+                let _ = write!(out, "{bytes}");
+            }
+        }
+        out.push('\n');
     }
     out
 }
 
-fn plot(points: &[Point], cores: usize, machine: &str, path: &Path) -> Result<(), String> {
+/// What a plot shows: its caption (before the machine) and y axis.
+#[derive(Debug, Clone, Copy)]
+struct Labels {
+    caption: &'static str,
+    y_desc: &'static str,
+}
+
+const COUNTER_LABELS: Labels = Labels {
+    caption: "Counter increments",
+    y_desc: "throughput, M increments/s (log)",
+};
+
+const HISTOGRAM_LABELS: Labels = Labels {
+    caption: "Histogram records (1 µs–100 ms, log-uniform)",
+    y_desc: "throughput, M records/s (log)",
+};
+
+/// Throughput against threads, log y, one curve per strategy with min–max
+/// bars, the oversubscribed region shaded.
+fn plot(
+    points: &[Point],
+    cores: usize,
+    machine: &str,
+    labels: Labels,
+    path: &Path,
+) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("plot: {e}");
     let max_threads = points.iter().map(|p| p.threads).max().unwrap_or(1) as f64;
     let y_max = points.iter().map(Point::max).fold(1.0, f64::max) * 2.0;
@@ -295,7 +428,7 @@ fn plot(points: &[Point], cores: usize, machine: &str, path: &Path) -> Result<()
     let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Counter increments, {machine}"), ("sans-serif", 16))
+        .caption(format!("{}, {machine}", labels.caption), ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64)
@@ -304,7 +437,7 @@ fn plot(points: &[Point], cores: usize, machine: &str, path: &Path) -> Result<()
     chart
         .configure_mesh()
         .x_desc("threads")
-        .y_desc("throughput, M increments/s (log)")
+        .y_desc(labels.y_desc)
         .x_labels(max_threads as usize + 1)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .draw()
@@ -388,8 +521,33 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(100, 100, 100),
 ];
 
+/// The points of both sections of the study.
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))] // read by the test
+struct Study {
+    counters: Vec<Point>,
+    histograms: Vec<Point>,
+}
+
+/// Writes `{stem}.csv` and `{stem}.svg` to the out dir; returns their paths.
+fn write_outputs(
+    config: &Config,
+    stem: &str,
+    points: &[Point],
+    machine: &str,
+    labels: Labels,
+) -> Result<(PathBuf, PathBuf), String> {
+    let cores = cores();
+    let csv_path = config.out.join(format!("{stem}.csv"));
+    std::fs::write(&csv_path, csv(points, cores, machine))
+        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    let svg_path = config.out.join(format!("{stem}.svg"));
+    plot(points, cores, machine, labels, &svg_path)?;
+    Ok((csv_path, svg_path))
+}
+
 /// Runs the study and writes its outputs; returns the points.
-fn run(config: &Config) -> Result<Vec<Point>, String> {
+fn run(config: &Config) -> Result<Study, String> {
     let machine = machine();
     let cores = cores();
     eprintln!("metricz contention study: {machine}");
@@ -397,16 +555,25 @@ fn run(config: &Config) -> Result<Vec<Point>, String> {
         "threads {:?}, {} runs per point, ~{:?} per run",
         config.threads, config.runs, config.run_time
     );
-    let points = sweep(config)?;
-    print!("{}", table(&points, cores));
+    let pools: Vec<ThreadPool> = config.threads.iter().map(|&t| support::pool(t)).collect();
+    let counters = sweep(&pools, config)?;
+    print!("{}", table(&counters, cores));
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
-    let csv_path = config.out.join("contention.csv");
-    std::fs::write(&csv_path, csv(&points, cores, &machine))
-        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
-    let svg_path = config.out.join("contention.svg");
-    plot(&points, cores, &machine, &svg_path)?;
+    let (csv_path, svg_path) =
+        write_outputs(config, "contention", &counters, &machine, COUNTER_LABELS)?;
     println!("wrote {} and {}", csv_path.display(), svg_path.display());
-    Ok(points)
+
+    eprintln!("histogram record, bytes per series beside throughput:");
+    let histograms = histogram_sweep(&pools, config)?;
+    println!();
+    print!("{}", table(&histograms, cores));
+    let (csv_path, svg_path) =
+        write_outputs(config, "histogram", &histograms, &machine, HISTOGRAM_LABELS)?;
+    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    Ok(Study {
+        counters,
+        histograms,
+    })
 }
 
 fn main() {
@@ -431,7 +598,8 @@ mod tests {
         ])
         .expect("valid arguments");
         assert_eq!(config.threads, vec![1, 2]);
-        let points = run(&config).expect("study runs and every count is exact");
+        let study = run(&config).expect("study runs and every count is exact");
+        let points = &study.counters;
 
         let strategies = [
             "atomic",
@@ -476,13 +644,91 @@ mod tests {
                 "legend lacks {name}"
             );
         }
+
+        let implementations = [
+            "metricz",
+            "hdr-per-thread",
+            "hdr-mutex",
+            "prometheus",
+            "prometheus-client",
+            "metrics-exporter",
+        ];
+        assert_eq!(study.histograms.len(), implementations.len() * 2);
+        let csv = std::fs::read_to_string(out.join("histogram.csv")).expect("histogram csv");
+        let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        assert_eq!(header.last(), Some(&"bytes_per_series"));
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), implementations.len() * 2);
+        for name in implementations {
+            for threads in [1, 2] {
+                let row = rows
+                    .iter()
+                    .find(|r| r.starts_with(&format!("{name},{threads},")))
+                    .unwrap_or_else(|| panic!("no histogram row for {name} at {threads} threads"));
+                let fields: Vec<&str> = row.split(',').collect();
+                assert_eq!(fields.len(), header.len(), "{row}");
+                assert_eq!(fields[3], "3", "runs recorded");
+                let (median, min, max, ns): (f64, f64, f64, f64) = (
+                    fields[5].parse().unwrap(),
+                    fields[6].parse().unwrap(),
+                    fields[7].parse().unwrap(),
+                    fields[8].parse().unwrap(),
+                );
+                assert!(min > 0.0 && min <= median && median <= max, "{row}");
+                assert!(ns > 0.0, "{row}");
+                let bytes: u64 = fields[9]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bytes in {row}"));
+                assert!(bytes > 0, "{row}");
+            }
+        }
+        // Per-thread hdrhistograms hold one full counts array per thread.
+        let bytes = |name: &str, threads: usize| {
+            study
+                .histograms
+                .iter()
+                .find(|p| p.strategy == name && p.threads == threads)
+                .and_then(|p| p.bytes)
+                .expect("bytes reported")
+        };
+        assert_eq!(bytes("hdr-per-thread", 2), 2 * bytes("hdr-per-thread", 1));
+        let svg = std::fs::read_to_string(out.join("histogram.svg")).expect("histogram svg");
+        assert!(svg.starts_with("<svg"));
+        for name in implementations {
+            assert!(
+                svg.contains(&format!(">\n{name}\n<")),
+                "histogram legend lacks {name}"
+            );
+        }
         let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn value_table_is_fixed_and_log_uniform() {
+        let values = support::values();
+        assert!(values
+            .iter()
+            .all(|v| (support::VALUE_MIN..=support::VALUE_MAX).contains(v)));
+        // Log-uniform over five decades: about a fifth in each.
+        for decade in 0..5u32 {
+            let lo = support::VALUE_MIN * 10u64.pow(decade);
+            let n = values.iter().filter(|&&v| v >= lo && v < lo * 10).count();
+            assert!((600..1050).contains(&n), "decade {decade}: {n} values");
+        }
+        // Fixed seed: the same table in every build and run.
+        assert_eq!(values[..4], [298_797, 4_783_997, 3_706, 3_828_417]);
+        let mut a = support::ValueCursor::new(0);
+        let mut b = support::ValueCursor::new(1);
+        assert_ne!(a.next_value(), b.next_value(), "threads start apart");
     }
 
     #[test]
     fn arguments_are_checked() {
         assert!(Config::from_args(["--threads".to_string(), "0".into()]).is_err());
         assert!(Config::from_args(["--runs".to_string()]).is_err());
+        assert!(Config::from_args(["--runs".to_string(), "4".into()]).is_err());
+        assert!(Config::from_args(["--quick".to_string(), "--runs".into(), "1".into()]).is_ok());
         assert!(Config::from_args(["--bogus".to_string()]).is_err());
         let c = Config::from_args([
             "--threads".to_string(),

@@ -1,18 +1,27 @@
-//! Metrics whose hot paths scale with cores: per-CPU sharded counters, checked
-//! under [loom](https://docs.rs/loom), with published contention curves.
+//! Metrics whose hot paths scale with cores: per-CPU sharded counters and
+//! HDR histograms, checked under [loom](https://docs.rs/loom), with published
+//! contention curves.
 //!
 //! # The idea
 //!
 //! A counter that every thread increments with `fetch_add` on one shared word
 //! spends its time moving that word's cache line between cores: on the
-//! development machine, one `AtomicU64` shared by two threads does 47 M
-//! increments a second in total where two threads on separate cache lines do
-//! 213 M. metricz's [`Counter`] keeps one cache-line-padded shard per CPU,
-//! reads the CPU from the rseq area glibc registers (one load, ~0.5 ns, see
+//! 2-core development machine, one `AtomicU64` shared by two threads does
+//! 116 M increments a second in total where per-CPU shards do 338 M
+//! (`papers/contention.md`). metricz's [`Counter`] keeps one cache-line-padded
+//! shard per CPU,
+//! reads the CPU from the rseq area glibc registers (one load, 0.65–0.9 ns, see
 //! [`cpu`]), and increments its own CPU's shard; reads sum the shards. The
 //! other strategies the contention study compares it with live in [`counter`]
 //! behind [`CounterStrategy`]: a single atomic, thread-indexed shards, a
 //! LongAdder-style adaptive counter and per-thread single-writer slots.
+//!
+//! The same idea carries the percentile metric: a [`Histogram`] uses
+//! HdrHistogram's bucket layout (quantiles agree exactly with the
+//! `hdrhistogram` crate) with counts kept per CPU shard in lazily allocated
+//! blocks, so recording is a few relaxed atomic adds and memory follows the
+//! data. A [`Timer`] is a histogram of nanoseconds; a [`Rate`] counts events
+//! per second over a sliding window of per-CPU slot words.
 //!
 //! # Example
 //!
@@ -42,6 +51,15 @@
 //! assert_eq!(load.get(), 1.5);
 //! assert_eq!(served.take(), 1000); // read-and-reset
 //! assert_eq!(served.get(), 0);
+//!
+//! // Percentiles from an HDR histogram of nanoseconds.
+//! let latency = metricz::Timer::new();
+//! for micros in 1..=100 {
+//!     latency.record(std::time::Duration::from_micros(micros));
+//! }
+//! let s = latency.snapshot();
+//! assert_eq!((s.count(), s.min(), s.max()), (100, 1_000, 100_000));
+//! assert_eq!(s.value_at_quantile(0.5), 50_015); // 50 µs to 3 figures
 //! ```
 //!
 //! # Errors and panics
@@ -50,9 +68,14 @@
 //! exception per thread: the first time a thread needs a thread index (the
 //! thread-indexed, adaptive and single-writer strategies, or the CPU fallback
 //! where neither rseq nor `sched_getcpu` works) it takes the index pool's lock
-//! once, and again at thread exit to return it. Constructors
-//! clamp out-of-range settings (a shard count of 0 becomes 1, counts round up
-//! to a power of two) rather than failing.
+//! once, and again at thread exit to return it. Histograms and timers
+//! clamp values above their range into it (and count them); nothing is
+//! rejected at record time.
+//!
+//! Configurations that cannot work are typed errors, one variant per rule:
+//! [`HistogramError`] from [`HistogramBuilder::build`], [`RateError`] from
+//! [`Rate::with_window`]. Shard counts are clamped instead (0 becomes 1,
+//! counts round up to a power of two).
 //!
 //! # Limits
 //!
@@ -62,7 +85,17 @@
 //! - Counters wrap at 2<sup>64</sup>.
 //! - A standalone [`Counter`] costs 128 bytes per shard.
 //! - The rseq CPU read needs glibc 2.35+ on x86_64 or aarch64 Linux; elsewhere
-//!   [`cpu::current`] falls back to `sched_getcpu` (≈ 10 ns) or a thread index.
+//!   [`cpu::current`] falls back to `sched_getcpu` (3–4 ns via the vDSO) or a thread
+//!   index.
+//! - Shards are chosen by masking the CPU id to the shard count, which is
+//!   sized from the available parallelism. In a container whose CPU quota is
+//!   smaller than the host's CPU count, or on a sparse cpuset, several CPUs
+//!   map to one shard: still exact, but those CPUs contend. Use
+//!   `Counter::with_shards` with the host's CPU count there.
+//! - The first CPU lookup in a process calls `dlsym`, which may allocate: do
+//!   not make it from inside a global allocator.
+//! - `SingleWriterCounter`'s load + store is not safe against a signal handler
+//!   on the same thread incrementing the same counter.
 //!
 //! The invariants each concurrent path keeps, and the loom model that checks
 //! each, are catalogued in `papers/invariants.md`; the method and results of
@@ -71,7 +104,9 @@
 pub mod counter;
 pub mod cpu;
 mod gauge;
+pub mod histogram;
 mod primitive;
+pub mod rate;
 mod thread_index;
 
 pub use counter::{
@@ -79,6 +114,8 @@ pub use counter::{
     ThreadShardedCounter,
 };
 pub use gauge::{Gauge, UpDownGauge};
+pub use histogram::{Histogram, HistogramBuilder, HistogramError, Snapshot, Timer};
+pub use rate::{Rate, RateError};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

@@ -8,12 +8,13 @@
 //! (and the harness's own threads) do not disturb each other's counts.
 
 use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, Gauge, SingleWriterCounter,
-    ThreadShardedCounter, UpDownGauge,
+    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, Gauge, Histogram,
+    SingleWriterCounter, ThreadShardedCounter, Timer, UpDownGauge,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
+use std::time::Duration;
 
 /// [`System`], counting the calling thread's allocations while enabled.
 struct CountingAlloc;
@@ -222,4 +223,71 @@ fn constructing_a_counter_allocates() {
     let (allocations, clone) = allocations_in(|| c.clone());
     assert_eq!(allocations, 0, "Counter::clone allocated");
     drop((c, c2, clone));
+}
+
+/// Values (ns) spread over several count blocks of the default layout.
+const HISTOGRAM_VALUES: [u64; 6] = [1, 1_000, 25_000, 1_000_000, 40_000_000, 2_000_000_000];
+
+#[test]
+fn histogram_record_does_not_allocate_once_blocks_exist() {
+    // One shard, so a migration to another CPU cannot allocate a new shard.
+    let h = Histogram::builder().shards(1).build().unwrap();
+    let t = Timer::from_histogram(Histogram::builder().shards(1).build().unwrap());
+    // Warm up: the shards and every block the loop below touches.
+    for &v in &HISTOGRAM_VALUES {
+        h.record(v);
+        t.record(Duration::from_nanos(v));
+    }
+    h.record(u64::MAX);
+    let (allocations, ()) = allocations_in(|| {
+        for round in 0..ROUNDS {
+            for &v in &HISTOGRAM_VALUES {
+                h.record(black_box(v));
+                h.record_n(black_box(v), black_box(round % 5));
+                t.record(black_box(Duration::from_nanos(v)));
+            }
+            // Clamped values land in the (warmed) highest block.
+            h.record(black_box(u64::MAX));
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "Histogram/Timer record: {allocations} allocations"
+    );
+    let per_value = 1 + ROUNDS + (0..ROUNDS).map(|r| r % 5).sum::<u64>();
+    let s = h.snapshot();
+    assert_eq!(
+        s.count(),
+        per_value * HISTOGRAM_VALUES.len() as u64 + 1 + ROUNDS
+    );
+    assert_eq!(s.clamped(), 1 + ROUNDS);
+    assert_eq!(
+        t.snapshot().count(),
+        (1 + ROUNDS) * HISTOGRAM_VALUES.len() as u64
+    );
+}
+
+#[test]
+fn histogram_record_in_a_new_block_allocates() {
+    let h = Histogram::builder().shards(1).build().unwrap();
+    // The first record allocates the shard and its block.
+    let (allocations, ()) = allocations_in(|| h.record(black_box(1_000)));
+    assert!(
+        allocations >= 2,
+        "first record made {allocations} allocations"
+    );
+    // Same block: none. A block not yet used: exactly one.
+    let (allocations, ()) = allocations_in(|| h.record(black_box(1_001)));
+    assert_eq!(allocations, 0);
+    assert!(!h.block_allocated_for(50_000_000));
+    let (allocations, ()) = allocations_in(|| h.record_n(black_box(50_000_000), 3));
+    assert_eq!(allocations, 1, "a record in a new block");
+    assert!(h.block_allocated_for(50_000_000));
+
+    let t = Timer::from_histogram(Histogram::builder().shards(1).build().unwrap());
+    t.record(Duration::from_micros(1));
+    let (allocations, ()) = allocations_in(|| t.record(black_box(Duration::from_secs(10))));
+    assert_eq!(allocations, 1, "a timer record in a new block");
+    assert_eq!(h.snapshot().count(), 5);
+    assert_eq!(t.snapshot().count(), 2);
 }

@@ -1,5 +1,7 @@
-//! Shared by `benches/counter.rs` and `examples/contention.rs`: the peers and
-//! baselines wrapped in [`CounterStrategy`], and the timed thread runner.
+//! Shared by `benches/counter.rs`, `benches/histogram.rs` and
+//! `examples/contention.rs`: the counter peers and baselines wrapped in
+//! [`CounterStrategy`], the histogram peers wrapped in [`HistogramStrategy`]
+//! with the table of values they all record, and the timed thread runner.
 //!
 //! Baselines that do not belong in the library live here: a `Mutex<u64>` and
 //! the channel design from the metricz docs (every increment a message to one
@@ -9,12 +11,14 @@
 
 use metricz::CounterStrategy;
 use rayon::ThreadPool;
-use std::sync::{mpsc, Barrier, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Calls `$m!` with every counter the study and the benches sweep: the
 /// metricz strategies, then the peers, then the baselines.
+#[allow(unused_macros)] // each target uses one of the two lists
 macro_rules! for_each_counter {
     ($m:ident) => {
         $m!(
@@ -30,6 +34,7 @@ macro_rules! for_each_counter {
         )
     };
 }
+#[allow(unused_imports)]
 pub(crate) use for_each_counter;
 
 /// `prometheus::IntCounter`: one shared `AtomicU64` behind an `Arc`.
@@ -60,7 +65,9 @@ impl CounterStrategy for PromIntCounter {
     }
 
     fn take(&self) -> u64 {
-        // prometheus has no atomic read-and-reset; not used by the study.
+        // prometheus has no atomic read-and-reset: increments between the
+        // read and the reset are lost. Peers' `take` is never timed or used
+        // by the study; it exists only to satisfy the trait.
         let value = self.0.get();
         self.0.reset();
         value
@@ -90,6 +97,8 @@ impl CounterStrategy for PromClientCounter {
     }
 
     fn take(&self) -> u64 {
+        // prometheus-client counters cannot be reset; never called by the
+        // study or the benches.
         unimplemented!("prometheus-client counters cannot be reset")
     }
 }
@@ -203,42 +212,97 @@ impl Drop for ChannelCounter {
     }
 }
 
+/// A start barrier that releases every thread at once: the last to arrive
+/// flips a flag the others are spinning on (yielding between checks, so
+/// oversubscribed runs still make progress). `std::sync::Barrier` instead
+/// wakes sleepers one by one through a condvar, and that wake-up skew would
+/// land inside the timed window.
+struct StartGate {
+    arrived: AtomicUsize,
+    open: AtomicBool,
+    threads: usize,
+}
+
+impl StartGate {
+    fn new(threads: usize) -> Self {
+        StartGate {
+            arrived: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
+            threads,
+        }
+    }
+
+    fn wait(&self) {
+        // AcqRel/Release–Acquire: the last arrival's store of `open` pairs
+        // with the spinners' loads (no data is published through it; the
+        // orderings only keep the gate from opening early).
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.open.store(true, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while !self.open.load(Ordering::Acquire) {
+            if spins < 1_000 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Runs `setup` on every thread of `pool`, then `warm` untimed and `ops`
+/// timed calls of `op` on that thread's state, and returns the wall time from
+/// the first timed start to the last timed end, with every thread's state in
+/// thread-index order.
+///
+/// The pool is built by the caller, outside any timed region. `setup` (which
+/// gets the thread's index) and the warm-up run before a barrier, so per-thread
+/// state is built and warm before any timing, the timed loops start together,
+/// and the result is steady-state throughput.
+pub fn timed_run_with<T, S, O>(
+    pool: &ThreadPool,
+    warm: u64,
+    ops: u64,
+    setup: S,
+    op: O,
+) -> (Duration, Vec<T>)
+where
+    T: Send,
+    S: Fn(usize) -> T + Sync,
+    O: Fn(&mut T) + Sync,
+{
+    let gate = StartGate::new(pool.current_num_threads());
+    let runs = pool.broadcast(|ctx| {
+        let mut state = setup(ctx.index());
+        for _ in 0..warm {
+            op(&mut state);
+        }
+        gate.wait();
+        let start = Instant::now();
+        for _ in 0..ops {
+            op(&mut state);
+        }
+        (start, Instant::now(), state)
+    });
+    let start = runs.iter().map(|r| r.0).min().expect("at least one thread");
+    let end = runs.iter().map(|r| r.1).max().expect("at least one thread");
+    (end - start, runs.into_iter().map(|r| r.2).collect())
+}
+
 /// Runs `warm` untimed then `ops` timed increments of `counter` on every
 /// thread of `pool` at once, and returns the wall time from the first timed
-/// start to the last timed end.
-///
-/// The pool is built by the caller, outside any timed region. All threads
-/// finish their warm-up and then meet at a barrier, so the timed loops start
-/// together and the result is steady-state throughput.
+/// start to the last timed end: [`timed_run_with`] with no per-thread state.
 pub fn timed_run<S: CounterStrategy>(
     pool: &ThreadPool,
     counter: &S,
     warm: u64,
     ops: u64,
 ) -> Duration {
-    let barrier = Barrier::new(pool.current_num_threads());
-    let spans = pool.broadcast(|_| {
-        for _ in 0..warm {
-            counter.inc();
-        }
-        barrier.wait();
-        let start = Instant::now();
-        for _ in 0..ops {
-            counter.inc();
-        }
-        (start, Instant::now())
-    });
-    let start = spans
-        .iter()
-        .map(|s| s.0)
-        .min()
-        .expect("at least one thread");
-    let end = spans
-        .iter()
-        .map(|s| s.1)
-        .max()
-        .expect("at least one thread");
-    end - start
+    // The per-thread state is the reference itself: held in a register, so
+    // the loop compiles as a direct loop over `counter.inc()` would.
+    timed_run_with(pool, warm, ops, |_| counter, |counter| counter.inc()).0
 }
 
 /// A rayon pool of exactly `threads` threads.
@@ -248,4 +312,382 @@ pub fn pool(threads: usize) -> ThreadPool {
         .thread_name(|i| format!("metricz-bench-{i}"))
         .build()
         .expect("thread pool")
+}
+
+/// Calls `$m!` with every histogram the study and the benches sweep: metricz,
+/// then `hdrhistogram` one per thread and behind a mutex, then the peers.
+#[allow(unused_macros)] // each target uses one of the two lists
+macro_rules! for_each_histogram {
+    ($m:ident) => {
+        $m!(
+            metricz::Histogram,
+            $crate::support::HdrPerThread,
+            $crate::support::HdrMutex,
+            $crate::support::PromHistogram,
+            $crate::support::PromClientHistogram,
+            $crate::support::MetricsHistogram
+        )
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use for_each_histogram;
+
+/// Length of the table of recorded values (a power of two).
+pub const VALUES_LEN: usize = 4096;
+/// Smallest value in the table: 1 µs in ns.
+pub const VALUE_MIN: u64 = 1_000;
+/// Largest value in the table: 100 ms in ns.
+pub const VALUE_MAX: u64 = 100_000_000;
+
+/// The values every histogram records: [`VALUES_LEN`] values log-uniform in
+/// [`VALUE_MIN`]`..=`[`VALUE_MAX`] (1 µs–100 ms in ns), drawn once from
+/// splitmix64 with a fixed seed, so every implementation and every run
+/// records the same sequence.
+pub fn values() -> &'static [u64; VALUES_LEN] {
+    static TABLE: OnceLock<[u64; VALUES_LEN]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut state = 0x6d65_7472_6963_7a21_u64; // "metricz!"
+        let (lo, hi) = ((VALUE_MIN as f64).ln(), (VALUE_MAX as f64).ln());
+        let mut table = [0; VALUES_LEN];
+        for v in &mut table {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+            *v = ((lo + unit * (hi - lo)).exp().round() as u64).clamp(VALUE_MIN, VALUE_MAX);
+        }
+        table
+    })
+}
+
+/// A thread's walk through [`values`]: a per-thread counter indexes the
+/// table; threads start at different offsets so they do not record the same
+/// value at the same moment.
+#[derive(Debug)]
+pub struct ValueCursor {
+    table: &'static [u64; VALUES_LEN],
+    next: usize,
+}
+
+impl ValueCursor {
+    /// The cursor of thread `index`.
+    pub fn new(index: usize) -> Self {
+        ValueCursor {
+            table: values(),
+            next: index.wrapping_mul(997),
+        }
+    }
+
+    /// The next value.
+    #[inline]
+    pub fn next_value(&mut self) -> u64 {
+        let value = self.table[self.next & (VALUES_LEN - 1)];
+        self.next = self.next.wrapping_add(1);
+        value
+    }
+}
+
+/// A histogram implementation as the study and the benches drive it.
+pub trait HistogramStrategy: Sync + Sized {
+    /// Its name in tables, CSV and plots.
+    const NAME: &'static str;
+    /// What each thread owns, built on that thread before the warm-up.
+    type Local: Send;
+
+    /// A fresh, empty series.
+    fn build() -> Self;
+
+    /// A thread's own part (nothing for shared implementations).
+    fn local(&self) -> Self::Local;
+
+    /// Records `value` (in ns).
+    fn record(&self, local: &mut Self::Local, value: u64);
+
+    /// Values recorded, counting every thread's part, where the
+    /// implementation can say.
+    fn count(&self, locals: &[Self::Local]) -> Option<u64>;
+
+    /// Bytes the series holds after `records` records, measured where the
+    /// implementation reports it and estimated otherwise (see each impl).
+    fn bytes(&self, locals: &[Self::Local], records: u64) -> usize;
+}
+
+/// Runs `warm` untimed then `ops` timed records of `histogram` on every
+/// thread of `pool`, each thread walking [`values`] with its own
+/// [`ValueCursor`]; returns the wall time and every thread's part.
+pub fn timed_record<H: HistogramStrategy>(
+    pool: &ThreadPool,
+    histogram: &H,
+    warm: u64,
+    ops: u64,
+) -> (Duration, Vec<H::Local>) {
+    // The reference travels in the per-thread state, as in `timed_run`, so
+    // the loop keeps it in a register.
+    let (elapsed, states) = timed_run_with(
+        pool,
+        warm,
+        ops,
+        |index| (histogram, histogram.local(), ValueCursor::new(index)),
+        |(histogram, local, cursor)| histogram.record(local, cursor.next_value()),
+    );
+    (elapsed, states.into_iter().map(|s| s.1).collect())
+}
+
+/// The configuration every HDR histogram here uses: metricz's default, 1 ns
+/// to one hour at 3 significant figures.
+fn hdr() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(
+        metricz::histogram::DEFAULT_LOWEST,
+        metricz::histogram::DEFAULT_HIGHEST,
+        metricz::histogram::DEFAULT_SIGNIFICANT_FIGURES,
+    )
+    .expect("valid bounds")
+}
+
+/// Bytes of one `hdrhistogram::Histogram<u64>`: its counts array (allocated
+/// in full up front) and the struct.
+fn hdr_bytes(h: &hdrhistogram::Histogram<u64>) -> usize {
+    h.distinct_values() * 8 + std::mem::size_of::<hdrhistogram::Histogram<u64>>()
+}
+
+impl HistogramStrategy for metricz::Histogram {
+    const NAME: &'static str = "metricz";
+    type Local = ();
+
+    fn build() -> Self {
+        metricz::Histogram::new()
+    }
+
+    fn local(&self) {}
+
+    #[inline]
+    fn record(&self, _: &mut (), value: u64) {
+        metricz::Histogram::record(self, value);
+    }
+
+    fn count(&self, _: &[()]) -> Option<u64> {
+        Some(self.snapshot().count())
+    }
+
+    /// Measured: [`metricz::Histogram::bytes_used`].
+    fn bytes(&self, _: &[()], _: u64) -> usize {
+        self.bytes_used()
+    }
+}
+
+/// `hdrhistogram::Histogram<u64>`, one per thread, each created on its
+/// thread before the barrier: the single-threaded ideal, whose parts must
+/// be merged to read the series.
+#[derive(Debug)]
+pub struct HdrPerThread;
+
+impl HistogramStrategy for HdrPerThread {
+    const NAME: &'static str = "hdr-per-thread";
+    type Local = hdrhistogram::Histogram<u64>;
+
+    fn build() -> Self {
+        HdrPerThread
+    }
+
+    fn local(&self) -> Self::Local {
+        hdr()
+    }
+
+    /// `saturating_record`: `record` with metricz's clamping instead of an
+    /// error (the same code path, `record_n_inner`).
+    #[inline]
+    fn record(&self, local: &mut Self::Local, value: u64) {
+        local.saturating_record(value);
+    }
+
+    fn count(&self, locals: &[Self::Local]) -> Option<u64> {
+        Some(locals.iter().map(hdrhistogram::Histogram::len).sum())
+    }
+
+    /// Measured: every thread's counts array and struct.
+    fn bytes(&self, locals: &[Self::Local], _: u64) -> usize {
+        locals.iter().map(hdr_bytes).sum()
+    }
+}
+
+/// One `hdrhistogram::Histogram<u64>` behind a `std::sync::Mutex`.
+#[derive(Debug)]
+pub struct HdrMutex(Mutex<hdrhistogram::Histogram<u64>>);
+
+impl HdrMutex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, hdrhistogram::Histogram<u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl HistogramStrategy for HdrMutex {
+    const NAME: &'static str = "hdr-mutex";
+    type Local = ();
+
+    fn build() -> Self {
+        HdrMutex(Mutex::new(hdr()))
+    }
+
+    fn local(&self) {}
+
+    #[inline]
+    fn record(&self, _: &mut (), value: u64) {
+        self.lock().saturating_record(value);
+    }
+
+    fn count(&self, _: &[()]) -> Option<u64> {
+        Some(self.lock().len())
+    }
+
+    /// Measured: the counts array and the struct, plus the mutex word.
+    fn bytes(&self, _: &[()], _: u64) -> usize {
+        hdr_bytes(&self.lock()) + std::mem::size_of::<Self>()
+            - std::mem::size_of::<hdrhistogram::Histogram<u64>>()
+    }
+}
+
+/// `prometheus::Histogram` with its default buckets (0.005 s to 10 s,
+/// eleven bounds): it observes seconds, so each value is converted from ns.
+#[derive(Debug)]
+pub struct PromHistogram(prometheus::Histogram);
+
+impl HistogramStrategy for PromHistogram {
+    const NAME: &'static str = "prometheus";
+    type Local = ();
+
+    fn build() -> Self {
+        PromHistogram(
+            prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+                "bench_seconds",
+                "Bench.",
+            ))
+            .expect("valid histogram"),
+        )
+    }
+
+    fn local(&self) {}
+
+    #[inline]
+    fn record(&self, _: &mut (), value: u64) {
+        self.0.observe(value as f64 * 1e-9);
+    }
+
+    fn count(&self, _: &[()]) -> Option<u64> {
+        Some(self.0.get_sample_count())
+    }
+
+    /// Estimated from its layout: the upper bounds (one `f64` each) and two
+    /// hot/cold shards, each a count per bucket plus sum and count (8 bytes
+    /// each), plus 128 bytes for the `Arc`, `Vec` and lock headers (the
+    /// descriptor's name and help strings not counted).
+    fn bytes(&self, _: &[()], _: u64) -> usize {
+        let buckets = prometheus::DEFAULT_BUCKETS.len();
+        (buckets + 2 * (buckets + 2)) * 8 + 128
+    }
+}
+
+/// Buckets of the `prometheus_client` histogram: 1 µs doubling 20 times
+/// (to 524 ms), in ns.
+const PROM_CLIENT_BUCKETS: u16 = 20;
+
+/// `prometheus_client::metrics::histogram::Histogram` with
+/// `exponential_buckets(1e3, 2.0, 20)`, registered in a `Registry` so its
+/// count can be read back through the text encoder.
+#[derive(Debug)]
+pub struct PromClientHistogram {
+    histogram: prometheus_client::metrics::histogram::Histogram,
+    registry: prometheus_client::registry::Registry,
+}
+
+impl HistogramStrategy for PromClientHistogram {
+    const NAME: &'static str = "prometheus-client";
+    type Local = ();
+
+    fn build() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        let histogram = Histogram::new(exponential_buckets(1e3, 2.0, PROM_CLIENT_BUCKETS));
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("bench_ns", "Bench.", histogram.clone());
+        PromClientHistogram {
+            histogram,
+            registry,
+        }
+    }
+
+    fn local(&self) {}
+
+    #[inline]
+    fn record(&self, _: &mut (), value: u64) {
+        self.histogram.observe(value as f64);
+    }
+
+    fn count(&self, _: &[()]) -> Option<u64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).ok()?;
+        exposition_count(&text, "bench_ns_count")
+    }
+
+    /// Estimated from its layout: one `(f64, u64)` pair per bucket, +Inf
+    /// included, plus sum and count, plus 64 bytes for the `Arc`, mutex and
+    /// `Vec` headers.
+    fn bytes(&self, _: &[()], _: u64) -> usize {
+        (usize::from(PROM_CLIENT_BUCKETS) + 1) * 16 + 16 + 64
+    }
+}
+
+/// The `metrics` crate's histogram handle from a `metrics-exporter-prometheus`
+/// recorder (`PrometheusBuilder::new().build_recorder()`, not installed
+/// globally): every record appends the raw sample to a lock-free bucket that
+/// only a scrape (or upkeep) drains.
+#[derive(Debug)]
+pub struct MetricsHistogram {
+    recorder: metrics_exporter_prometheus::PrometheusRecorder,
+    handle: metrics::Histogram,
+}
+
+impl HistogramStrategy for MetricsHistogram {
+    const NAME: &'static str = "metrics-exporter";
+    type Local = ();
+
+    fn build() -> Self {
+        use metrics::Recorder;
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metadata = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+        let handle = recorder.register_histogram(&metrics::Key::from_name("bench_ns"), &metadata);
+        MetricsHistogram { recorder, handle }
+    }
+
+    fn local(&self) {}
+
+    #[inline]
+    fn record(&self, _: &mut (), value: u64) {
+        self.handle.record(value as f64);
+    }
+
+    /// Renders (scrapes) the recorder, which drains the held samples.
+    fn count(&self, _: &[()]) -> Option<u64> {
+        exposition_count(&self.recorder.handle().render(), "bench_ns_count")
+    }
+
+    /// Not measurable from outside: it keeps every sample, an `f64` each,
+    /// until a scrape drains them, so this is `records` × 8 bytes (block
+    /// headers, one per 64 samples, not counted) — the memory it held at the
+    /// end of the run, and it grows with the run.
+    fn bytes(&self, _: &[()], records: u64) -> usize {
+        usize::try_from(records)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(8)
+    }
+}
+
+/// The value of the sample `name` (no labels) in Prometheus text exposition.
+fn exposition_count(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(' ')?;
+        let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
+        Some(value as u64)
+    })
 }

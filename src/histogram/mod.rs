@@ -1,0 +1,364 @@
+//! [`Histogram`]: an HDR histogram recorded lock-free into per-CPU shards,
+//! and [`Timer`], a histogram of durations.
+//!
+//! # Layout
+//!
+//! Values are bucketed exactly as [HdrHistogram](http://hdrhistogram.org/)
+//! buckets them (the arithmetic of the `hdrhistogram` crate): every value up
+//! to the highest trackable value is kept to `significant_figures` decimal
+//! digits, so a quantile is within `10^-figures` of the true value, relative.
+//! For the same values and configuration, every quantile of a
+//! [`Snapshot`] equals the `hdrhistogram` crate's.
+//!
+//! # Recording
+//!
+//! [`record`](Histogram::record) picks the shard of the current CPU (see
+//! [`cpu`](crate::cpu)), finds the value's count, and adds to it with one
+//! relaxed atomic add, plus one for the exact sum; min and max are a plain
+//! load each and a locked update only when they move. No lock, no
+//! allocation once the value's block exists, no panic: values above the
+//! highest trackable value are recorded as that value and counted in
+//! [`Snapshot::clamped`].
+//!
+//! # Memory follows the data
+//!
+//! A shard is allocated the first time its CPU records, and a shard's counts
+//! live in blocks of 256 counts allocated the first time a value lands in
+//! them (each block is one `AtomicPtr`, installed by CAS; the loser frees its
+//! block). Counts are 32-bit (1 KiB a block); a block whose count wraps gets
+//! a second, 32-bit carry block, so counts are exact to 2<sup>64</sup>.
+//! [`Histogram::bytes_used`] reports the total. Worst case, per recording
+//! CPU: a shard header of 48 bytes and 8 bytes per block of the layout, plus
+//! every block (1 032 bytes, and 1 024 more once any count in it passes
+//! 2<sup>32</sup>). With the default configuration (1 ns to one hour at 3
+//! figures: 33 792 counts in 132 blocks) that is 137 328 bytes (134 KiB),
+//! or 272 496 bytes (266 KiB) with every carry block. Values spread over
+//! 1 µs–100 ms at 3 figures touch 67 blocks: 70 328 bytes (68.7 KiB) for one
+//! recording CPU, measured by `tests/histogram.rs`. The HDR layout needs
+//! 16 910 counts for that range at 3 figures, so at 32 bits a count it cannot
+//! fit in 64 KiB.
+//!
+//! # Reads
+//!
+//! [`snapshot`](Histogram::snapshot) sums the shards into a [`Snapshot`];
+//! [`take_interval`](Histogram::take_interval) does the same while resetting
+//! every count, so consecutive intervals partition the records: a record
+//! racing the reset lands in this interval or the next, never both, never
+//! neither. Like every sharded read, a snapshot taken while records continue
+//! is not an instant's state: count, sum, min and max are exact once
+//! recording stops. A record racing an interval reset may leave its count in
+//! one interval and its sum (or min/max) in the next; totals over intervals
+//! stay exact.
+
+mod layout;
+mod shard;
+mod snapshot;
+mod timer;
+
+pub use snapshot::{Bucket, Buckets, Snapshot};
+pub use timer::{Timer, TimerGuard};
+
+use crate::counter::shards;
+use crate::primitive::{Arc, AtomicPtr};
+use layout::Layout;
+use shard::Shard;
+use std::{fmt, ptr};
+
+/// Why a histogram configuration was rejected: one variant per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistogramError {
+    /// The lowest discernible value must be at least 1.
+    LowestIsZero,
+    /// The highest trackable value must be at least twice the lowest.
+    HighestBelowTwiceLowest {
+        /// The lowest discernible value asked for.
+        lowest: u64,
+        /// The highest trackable value asked for.
+        highest: u64,
+    },
+    /// Significant figures must be 1 to 5.
+    SignificantFiguresOutOfRange(u8),
+    /// The lowest value is so large that the requested precision cannot be
+    /// represented in 64 bits.
+    LowestTooLargeForPrecision {
+        /// The lowest discernible value asked for.
+        lowest: u64,
+        /// The significant figures asked for.
+        significant_figures: u8,
+    },
+}
+
+impl fmt::Display for HistogramError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HistogramError::LowestIsZero => {
+                f.write_str("lowest discernible value must be at least 1")
+            }
+            HistogramError::HighestBelowTwiceLowest { lowest, highest } => write!(
+                f,
+                "highest trackable value {highest} must be at least twice the lowest {lowest}"
+            ),
+            HistogramError::SignificantFiguresOutOfRange(n) => {
+                write!(f, "significant figures must be 1 to 5, not {n}")
+            }
+            HistogramError::LowestTooLargeForPrecision {
+                lowest,
+                significant_figures,
+            } => write!(
+                f,
+                "lowest value {lowest} is too large for {significant_figures} significant figures"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for HistogramError {}
+
+/// The default lowest discernible value: 1 (one nanosecond).
+pub const DEFAULT_LOWEST: u64 = 1;
+/// The default highest trackable value: one hour in nanoseconds.
+pub const DEFAULT_HIGHEST: u64 = 3_600 * 1_000_000_000;
+/// The default precision: 3 significant figures (0.1 %).
+pub const DEFAULT_SIGNIFICANT_FIGURES: u8 = 3;
+
+/// A concurrent HDR histogram of `u64` values, sharded per CPU.
+///
+/// The default configuration suits latencies in nanoseconds: 1 ns to one hour
+/// at 3 significant figures. See the [module docs](self) for the layout,
+/// recording, memory and read semantics. Cloning is cheap and the clone
+/// records into the same histogram.
+///
+/// ```
+/// use metricz::Histogram;
+///
+/// let latency = Histogram::new();
+/// for micros in 1..=1000u64 {
+///     latency.record(micros * 1_000); // 1 µs ..= 1 ms, in ns
+/// }
+/// let s = latency.snapshot();
+/// assert_eq!(s.count(), 1000);
+/// assert_eq!(s.min(), 1_000);
+/// assert_eq!(s.max(), 1_000_000);
+/// assert_eq!(s.sum(), 500_500_000);
+/// // 3 significant figures: within 0.1 %.
+/// let p99 = s.value_at_quantile(0.99);
+/// assert!(p99.abs_diff(990_000) <= 990);
+/// ```
+#[derive(Clone)]
+pub struct Histogram {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    layout: Layout,
+    shards: Box<[AtomicPtr<Shard>]>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for slot in self.shards.iter_mut() {
+            shard::free_shard(slot);
+        }
+    }
+}
+
+/// Configures a [`Histogram`]: `Histogram::builder().highest(…).build()`.
+#[derive(Debug, Clone, Copy)]
+pub struct HistogramBuilder {
+    lowest: u64,
+    highest: u64,
+    significant_figures: u8,
+    shards: Option<usize>,
+}
+
+impl HistogramBuilder {
+    /// The lowest discernible value (≥ 1; default 1). Values below it are
+    /// still recorded, into the first buckets.
+    pub fn lowest(mut self, lowest: u64) -> Self {
+        self.lowest = lowest;
+        self
+    }
+
+    /// The highest trackable value (≥ 2 × lowest; default one hour in ns).
+    /// Larger values are recorded as this value and counted as clamped.
+    pub fn highest(mut self, highest: u64) -> Self {
+        self.highest = highest;
+        self
+    }
+
+    /// Decimal digits of precision kept for every value, 1 to 5 (default 3).
+    pub fn significant_figures(mut self, figures: u8) -> Self {
+        self.significant_figures = figures;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two (default: the
+    /// next power of two of the available parallelism, as for `Counter`).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Builds the histogram, or says which rule the configuration breaks.
+    pub fn build(self) -> Result<Histogram, HistogramError> {
+        let layout = Layout::new(self.lowest, self.highest, self.significant_figures)?;
+        let count = self
+            .shards
+            .map_or_else(shards::default_count, shards::normalize);
+        Ok(Histogram {
+            inner: Arc::new(Inner {
+                layout,
+                shards: (0..count)
+                    .map(|_| AtomicPtr::new(ptr::null_mut()))
+                    .collect(),
+            }),
+        })
+    }
+}
+
+impl Default for HistogramBuilder {
+    fn default() -> Self {
+        HistogramBuilder {
+            lowest: DEFAULT_LOWEST,
+            highest: DEFAULT_HIGHEST,
+            significant_figures: DEFAULT_SIGNIFICANT_FIGURES,
+            shards: None,
+        }
+    }
+}
+
+impl Histogram {
+    /// A histogram with the default configuration: 1 ns to one hour, 3
+    /// significant figures.
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder for other configurations.
+    pub fn builder() -> HistogramBuilder {
+        HistogramBuilder::default()
+    }
+
+    /// Records one value.
+    #[inline]
+    pub fn record(&self, value: u64) {
+        self.record_n(value, 1);
+    }
+
+    /// Records `n` occurrences of `value` (nothing if `n` is 0).
+    #[inline]
+    pub fn record_n(&self, value: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let inner = &*self.inner;
+        let clamped = value > inner.layout.highest;
+        let value = value.min(inner.layout.highest);
+        let index = inner.layout.index_of(value);
+        let slot = &inner.shards[crate::cpu::current() & (inner.shards.len() - 1)];
+        shard::shard_in(slot, inner.layout.len).record(index, value, n, clamped);
+    }
+
+    /// The merged state of all shards. Records continue meanwhile; see the
+    /// [module docs](self) for what that means.
+    pub fn snapshot(&self) -> Snapshot {
+        self.collect(false)
+    }
+
+    /// The records since the previous `take_interval` (or creation), and
+    /// resets: every record lands in exactly one interval.
+    pub fn take_interval(&self) -> Snapshot {
+        self.collect(true)
+    }
+
+    fn collect(&self, reset: bool) -> Snapshot {
+        let inner = &*self.inner;
+        let mut counts = vec![0u64; inner.layout.len];
+        let mut merged = shard::Totals {
+            min: u64::MAX,
+            ..Default::default()
+        };
+        for slot in inner.shards.iter() {
+            if let Some(shard) = shard::shard_if_any(slot) {
+                let t = shard.collect(reset, &mut counts);
+                merged.sum = merged.sum.wrapping_add(t.sum);
+                merged.min = merged.min.min(t.min);
+                merged.max = merged.max.max(t.max);
+                merged.clamped = merged.clamped.wrapping_add(t.clamped);
+            }
+        }
+        Snapshot::new(inner.layout, counts, merged)
+    }
+
+    /// Bytes of memory this histogram holds: its header, shard table, and
+    /// every allocated shard and block.
+    pub fn bytes_used(&self) -> usize {
+        let inner = &*self.inner;
+        let fixed = std::mem::size_of::<Inner>()
+            + inner.shards.len() * std::mem::size_of::<AtomicPtr<Shard>>();
+        fixed
+            + inner
+                .shards
+                .iter()
+                .filter_map(shard::shard_if_any)
+                .map(|s| s.header_bytes() + s.block_bytes())
+                .sum::<usize>()
+    }
+
+    /// How many shards have recorded (been allocated).
+    pub fn shards_in_use(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .filter(|slot| shard::shard_if_any(slot).is_some())
+            .count()
+    }
+
+    /// The lowest discernible value.
+    pub fn lowest(&self) -> u64 {
+        self.inner.layout.lowest
+    }
+
+    /// The highest trackable value.
+    pub fn highest(&self) -> u64 {
+        self.inner.layout.highest
+    }
+
+    /// The significant figures kept.
+    pub fn significant_figures(&self) -> u8 {
+        self.inner.layout.significant_figures
+    }
+
+    /// Whether the count block holding `value` is allocated in any shard
+    /// (for tests of lazy allocation).
+    #[doc(hidden)]
+    pub fn block_allocated_for(&self, value: u64) -> bool {
+        let inner = &*self.inner;
+        let block = inner.layout.index_of(value.min(inner.layout.highest)) / shard::BLOCK_LEN;
+        inner
+            .shards
+            .iter()
+            .filter_map(shard::shard_if_any)
+            .any(|s| s.has_block(block))
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Histogram")
+            .field("lowest", &self.lowest())
+            .field("highest", &self.highest())
+            .field("significant_figures", &self.significant_figures())
+            .field("shards_in_use", &self.shards_in_use())
+            .field("bytes_used", &self.bytes_used())
+            .finish()
+    }
+}

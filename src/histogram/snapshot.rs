@@ -1,0 +1,212 @@
+//! [`Snapshot`]: the merged, immutable state of a histogram.
+
+use super::layout::Layout;
+use super::shard::Totals;
+use std::fmt;
+
+/// The merged state of a [`Histogram`](super::Histogram) at one read.
+///
+/// Quantiles follow the `hdrhistogram` crate exactly: for the same recorded
+/// values and configuration, [`value_at_quantile`](Self::value_at_quantile)
+/// returns the same value as its `Histogram::value_at_quantile` (the highest
+/// value equivalent to the bucket that holds the quantile's record, or the
+/// lowest for quantile 0).
+///
+/// ```
+/// use metricz::Histogram;
+/// let h = Histogram::new();
+/// h.record_n(100, 9);
+/// h.record(5_000);
+/// let s = h.snapshot();
+/// assert_eq!(s.count(), 10);
+/// assert_eq!(s.mean(), 590.0);
+/// assert_eq!(s.quantiles(&[0.5, 0.9, 1.0]), vec![100, 100, 5_003]);
+/// let buckets: Vec<_> = s.buckets().map(|b| (b.low, b.count)).collect();
+/// assert_eq!(buckets, vec![(100, 9), (5_000, 1)]);
+/// ```
+#[derive(Clone)]
+pub struct Snapshot {
+    layout: Layout,
+    counts: Vec<u64>,
+    count: u64,
+    totals: Totals,
+}
+
+impl Snapshot {
+    pub(super) fn new(layout: Layout, counts: Vec<u64>, totals: Totals) -> Self {
+        let count = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
+        Snapshot {
+            layout,
+            counts,
+            count,
+            totals,
+        }
+    }
+
+    /// The number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The exact sum of the recorded values (each clamped value counts as the
+    /// highest trackable value), wrapping at 2<sup>64</sup>.
+    pub fn sum(&self) -> u64 {
+        self.totals.sum
+    }
+
+    /// The smallest value recorded, exactly; 0 when empty.
+    pub fn min(&self) -> u64 {
+        if self.count == 0 {
+            0
+        } else {
+            self.totals.min
+        }
+    }
+
+    /// The largest value recorded (after clamping), exactly; 0 when empty.
+    pub fn max(&self) -> u64 {
+        if self.count == 0 {
+            0
+        } else {
+            self.totals.max
+        }
+    }
+
+    /// The arithmetic mean, `sum / count`; 0.0 when empty.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.totals.sum as f64 / self.count as f64
+        }
+    }
+
+    /// How many records were above the highest trackable value (and were
+    /// recorded as it).
+    pub fn clamped(&self) -> u64 {
+        self.totals.clamped
+    }
+
+    /// The value at quantile `q` (0.0 to 1.0; larger is 1.0, smaller or NaN
+    /// is the first record): the highest value equivalent to the bucket
+    /// holding the `ceil(q × count)`-th record, or the lowest for `q == 0`.
+    /// 0 when empty.
+    pub fn value_at_quantile(&self, q: f64) -> u64 {
+        let q = if q > 1.0 { 1.0 } else { q };
+        // As the hdrhistogram crate: the record at or just past q × count.
+        let target = ((q * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= target {
+                let value = self.layout.value_at(index);
+                return if q == 0.0 {
+                    self.layout.lowest_equivalent(value)
+                } else {
+                    self.layout.highest_equivalent(value)
+                };
+            }
+        }
+        0
+    }
+
+    /// [`value_at_quantile`](Self::value_at_quantile) for each of `qs`.
+    pub fn quantiles(&self, qs: &[f64]) -> Vec<u64> {
+        qs.iter().map(|&q| self.value_at_quantile(q)).collect()
+    }
+
+    /// The non-empty buckets, lowest first.
+    pub fn buckets(&self) -> Buckets<'_> {
+        Buckets {
+            snapshot: self,
+            index: 0,
+        }
+    }
+
+    /// The same data as an `hdrhistogram::Histogram<u64>` with the same
+    /// configuration, for its serialisation formats and iterators. Each count
+    /// is recorded at its bucket's lowest value; min and max therefore become
+    /// bucket bounds there (use [`min`](Self::min)/[`max`](Self::max) for the
+    /// exact values).
+    pub fn to_hdrhistogram(&self) -> hdrhistogram::Histogram<u64> {
+        let mut h = hdrhistogram::Histogram::new_with_bounds(
+            self.layout.lowest,
+            self.layout.highest,
+            self.layout.significant_figures,
+        )
+        .expect("the layout was validated with the same rules");
+        for bucket in self.buckets() {
+            h.record_n(bucket.low, bucket.count)
+                .expect("bucket values are within the configured range");
+        }
+        h
+    }
+
+    /// The lowest discernible value of the histogram this came from.
+    pub fn lowest(&self) -> u64 {
+        self.layout.lowest
+    }
+
+    /// The highest trackable value of the histogram this came from.
+    pub fn highest(&self) -> u64 {
+        self.layout.highest
+    }
+
+    /// The significant figures of the histogram this came from.
+    pub fn significant_figures(&self) -> u8 {
+        self.layout.significant_figures
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("count", &self.count())
+            .field("sum", &self.sum())
+            .field("min", &self.min())
+            .field("max", &self.max())
+            .field("clamped", &self.clamped())
+            .finish()
+    }
+}
+
+/// One non-empty bucket of a [`Snapshot`]: the values `low..=high` were
+/// recorded `count` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// The lowest value in the bucket.
+    pub low: u64,
+    /// The highest value in the bucket.
+    pub high: u64,
+    /// How many records fell in it.
+    pub count: u64,
+}
+
+/// Iterator over a snapshot's non-empty buckets; see [`Snapshot::buckets`].
+#[derive(Debug, Clone)]
+pub struct Buckets<'a> {
+    snapshot: &'a Snapshot,
+    index: usize,
+}
+
+impl Iterator for Buckets<'_> {
+    type Item = Bucket;
+
+    fn next(&mut self) -> Option<Bucket> {
+        let counts = &self.snapshot.counts;
+        while self.index < counts.len() {
+            let index = self.index;
+            self.index += 1;
+            if counts[index] != 0 {
+                let layout = &self.snapshot.layout;
+                let low = layout.value_at(index);
+                return Some(Bucket {
+                    low,
+                    high: layout.highest_equivalent(low),
+                    count: counts[index],
+                });
+            }
+        }
+        None
+    }
+}
