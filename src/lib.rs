@@ -7,7 +7,7 @@
 //! A counter that every thread increments with `fetch_add` on one shared word
 //! spends its time moving that word's cache line between cores: on the
 //! 2-core development machine, one `AtomicU64` shared by two threads does
-//! 116 M increments a second in total where per-CPU shards do 338 M
+//! 129 M increments a second in total where per-CPU shards do 376 M
 //! (`papers/contention.md`). metricz's [`Counter`] keeps one cache-line-padded
 //! shard per CPU,
 //! reads the CPU from the rseq area glibc registers (one load, 0.65–0.9 ns, see
