@@ -291,3 +291,18 @@ fn histogram_record_in_a_new_block_allocates() {
     assert_eq!(h.snapshot().count(), 5);
     assert_eq!(t.snapshot().count(), 2);
 }
+
+#[test]
+fn rate_mark_does_not_allocate() {
+    let rate = metricz::Rate::with_window(std::time::Duration::from_secs(60), 60).unwrap();
+    rate.mark(); // warm: CPU lookup on this thread
+    let (allocations, counted) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            rate.mark();
+            rate.mark_n(2);
+        }
+        rate.count_in_window()
+    });
+    assert_eq!(allocations, 0, "Rate::mark allocated");
+    assert_eq!(counted, 1 + 3 * ROUNDS);
+}

@@ -97,7 +97,7 @@ impl Snapshot {
         let target = ((q * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
         for (index, &count) in self.counts.iter().enumerate() {
-            seen += count;
+            seen = seen.saturating_add(count);
             if seen >= target {
                 let value = self.layout.value_at(index);
                 return if q == 0.0 {
