@@ -21,7 +21,6 @@ use metricz::{
 };
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 use support::{PromClientCounter, PromIntCounter};
 
 fn cpu_lookup(c: &mut Criterion) {
@@ -87,10 +86,7 @@ fn contention(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20);
+    config = support::criterion_config();
     targets = cpu_lookup, uncontended, contention
 }
 criterion_main!(benches);

@@ -20,7 +20,6 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::time::Duration;
 use support::HistogramStrategy;
 
 /// Untimed records per thread before the barrier: the whole value table,
@@ -54,10 +53,7 @@ fn contention(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20);
+    config = support::criterion_config();
     targets = contention
 }
 criterion_main!(benches);

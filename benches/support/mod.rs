@@ -305,6 +305,15 @@ pub fn timed_run<S: CounterStrategy>(
     timed_run_with(pool, warm, ops, |_| counter, |counter| counter.inc()).0
 }
 
+/// The criterion settings every bench file uses: short warm-up and
+/// measurement, 20 samples (each sample is a whole barrier-started run).
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+}
+
 /// A rayon pool of exactly `threads` threads.
 pub fn pool(threads: usize) -> ThreadPool {
     rayon::ThreadPoolBuilder::new()

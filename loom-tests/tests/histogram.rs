@@ -10,9 +10,15 @@ use std::time::{Duration, Instant};
 /// A histogram small enough for loom: values 1..=16 at 1 significant figure
 /// (32 counts, in blocks of 4 under loom), two shards.
 fn small() -> Histogram {
+    small_with_shards(2)
+}
+
+/// As [`small`], with `shards` shards.
+fn small_with_shards(shards: usize) -> Histogram {
     Histogram::builder()
         .highest(16)
         .significant_figures(1)
+        .shards(shards)
         .build()
         .unwrap()
 }
@@ -80,18 +86,8 @@ fn h2_intervals_partition_records() {
 #[test]
 fn h3_block_install_race_installs_one() {
     explore("H3 histogram block install", || {
-        let h = Histogram::builder()
-            .highest(16)
-            .significant_figures(1)
-            .shards(1)
-            .build()
-            .unwrap();
-        let one = Histogram::builder()
-            .highest(16)
-            .significant_figures(1)
-            .shards(1)
-            .build()
-            .unwrap();
+        let h = small_with_shards(1);
+        let one = small_with_shards(1);
         one.record(5);
         let writers = spawn_recorders(&h, &[&[5], &[6]]);
         for w in writers {
@@ -108,12 +104,7 @@ fn h3_block_install_race_installs_one() {
 #[test]
 fn h4_min_max_under_racing_records() {
     explore("H4 histogram min/max", || {
-        let h = Histogram::builder()
-            .highest(16)
-            .significant_figures(1)
-            .shards(1)
-            .build()
-            .unwrap();
+        let h = small_with_shards(1);
         h.record(8);
         let writers = spawn_recorders(&h, &[&[2, 12], &[1, 14]]);
         for w in writers {
