@@ -1,11 +1,13 @@
 //! [`Rate`]: events per second over a sliding window.
 //!
-//! The window is a ring of slots, one slot width each, kept separately per
-//! CPU shard. Each slot is one atomic word that packs the slot's tick (which
-//! slot width since the rate was created it counts) with its count, so
-//! moving a slot on to a new tick and counting the event that moved it are
-//! one CAS: there is no reset that a racing mark could fall into, and no
-//! lock. Events are never stored one by one and a mark never allocates.
+//! The window is a ring of `slots` slots, one slot width each, kept
+//! separately per CPU shard. Time since the rate's creation is counted in
+//! ticks (slot widths); tick `t` belongs to slot `t % slots` of lap
+//! `t / slots`. Each slot is one atomic word packing the lap it counts with
+//! its count, so moving a slot on to a new lap and counting the event that
+//! moved it are one CAS: there is no reset that a racing mark could fall
+//! into, and no lock. Events are never stored one by one and a mark never
+//! allocates.
 
 use crate::counter::shards;
 use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
@@ -16,11 +18,6 @@ use std::time::{Duration, Instant};
 /// Slot words per padded chunk: each shard's ring starts on its own cache
 /// line(s), so shards never falsely share.
 const CHUNK: usize = if cfg!(loom) { 2 } else { 16 };
-
-/// A tick this far ahead of the marker's is taken for a slot the marker is
-/// late for (it read the clock, then was descheduled); further ahead, for an
-/// ancient tick that wrapped.
-const LATE_TICKS: u32 = 1 << 20;
 
 /// The shortest slot width.
 pub const MIN_SLOT: Duration = Duration::from_millis(1);
@@ -66,7 +63,14 @@ impl std::error::Error for RateError {}
 ///
 /// A mark is a clock read ([`Instant::now`]), a CPU lookup and one CAS on the
 /// shard's slot word. A slot counts up to 2<sup>32</sup> − 1 events per
-/// shard (further events in the same slot saturate).
+/// shard (further events in the same slot saturate). A mark whose instant is
+/// a whole window or more older than the slot it maps to (a marker that read
+/// the clock and was then descheduled that long) counts nothing: its event
+/// has already left every window that slot is part of.
+///
+/// Laps are kept modulo 2<sup>32</sup>: a slot left untouched for exactly a
+/// multiple of 2<sup>32</sup> windows (49.7 days for a 1 ms window of one
+/// slot; 8 000 years for the default) would be read as current once.
 ///
 /// ```
 /// use metricz::Rate;
@@ -96,8 +100,8 @@ struct Inner {
 }
 
 #[inline]
-fn pack(tick: u32, count: u32) -> u64 {
-    (u64::from(tick) << 32) | u64::from(count)
+fn pack(lap: u32, count: u32) -> u64 {
+    (u64::from(lap) << 32) | u64::from(count)
 }
 
 #[inline]
@@ -141,7 +145,7 @@ impl Rate {
 
     /// The window's length.
     pub fn window(&self) -> Duration {
-        Duration::from_nanos(self.inner.slot_nanos) * self.inner.slots as u32
+        Duration::from_nanos(self.inner.slot_nanos).saturating_mul(self.inner.slots as u32)
     }
 
     /// Counts one event now.
@@ -160,23 +164,24 @@ impl Rate {
     /// and for tests). Times before the rate's creation count as its start.
     pub fn mark_at(&self, n: u32, now: Instant) {
         let inner = &*self.inner;
-        let tick = inner.tick_of(now);
+        let (lap, slot) = inner.locate(inner.tick_of(now));
         let shard = crate::cpu::current() & inner.shard_mask;
-        let word = inner.word(shard, tick as usize % inner.slots);
-        // Relaxed: the word is self-contained (tick and count together); the
+        let word = inner.word(shard, slot);
+        // Relaxed: the word is self-contained (lap and count together); the
         // CAS alone makes rotation and counting one step.
         let _ = word.fetch_update(Relaxed, Relaxed, |w| {
-            let (slot_tick, count) = unpack(w);
-            let ahead = slot_tick.wrapping_sub(tick);
-            Some(if slot_tick == tick || (ahead != 0 && ahead < LATE_TICKS) {
-                // This tick's slot, or a newer one we are late for: count
-                // it there (late events are counted, not dropped).
-                pack(slot_tick, count.saturating_add(n))
-            } else {
-                // An older tick: its events have left the window; start
-                // this tick with ours.
-                pack(tick, n)
-            })
+            let (slot_lap, count) = unpack(w);
+            match lap.wrapping_sub(slot_lap) as i32 {
+                // This lap's slot: count here.
+                0 => Some(pack(lap, count.saturating_add(n))),
+                // An older lap: its events have left the window; start this
+                // lap with ours.
+                1.. => Some(pack(lap, n)),
+                // A newer lap: the slot already counts a tick at least a
+                // whole window after ours, so our event is out of every
+                // window it is in.
+                _ => None,
+            }
         });
     }
 
@@ -188,16 +193,19 @@ impl Rate {
     /// The events in the window ending at `now`.
     pub fn count_in_window_at(&self, now: Instant) -> u64 {
         let inner = &*self.inner;
-        let tick = inner.tick_of(now);
+        let (lap, current) = inner.locate(inner.tick_of(now));
         let mut total = 0u64;
         for shard in 0..=inner.shard_mask {
             for slot in 0..inner.slots {
-                let (slot_tick, count) = unpack(inner.word(shard, slot).load(Relaxed));
-                // In the window: the current tick or one of the `slots - 1`
-                // before it; or a newer tick a late marker counted into.
-                let age = tick.wrapping_sub(slot_tick);
-                let ahead = slot_tick.wrapping_sub(tick);
-                if (age as usize) < inner.slots || (ahead != 0 && ahead < LATE_TICKS) {
+                let (slot_lap, count) = unpack(inner.word(shard, slot).load(Relaxed));
+                // The window is slots `current + 1 ..` of the previous lap
+                // and slots `..= current` of this one.
+                let expected = if slot <= current {
+                    lap
+                } else {
+                    lap.wrapping_sub(1)
+                };
+                if slot_lap == expected {
                     total += u64::from(count);
                 }
             }
@@ -227,20 +235,26 @@ impl Rate {
     /// the current one and the current one so far.
     fn window_covered(&self, now: Instant) -> Duration {
         let inner = &*self.inner;
-        let nanos = u64::try_from(now.saturating_duration_since(inner.start).as_nanos())
-            .unwrap_or(u64::MAX);
-        let into_slot = nanos % inner.slot_nanos;
-        Duration::from_nanos(inner.slot_nanos * (inner.slots as u64 - 1) + into_slot)
+        let nanos = now.saturating_duration_since(inner.start).as_nanos();
+        let slot = u128::from(inner.slot_nanos);
+        let covered = slot * (inner.slots as u128 - 1) + nanos % slot;
+        Duration::from_nanos(u64::try_from(covered).unwrap_or(u64::MAX))
     }
 }
 
 impl Inner {
+    /// Slot widths since creation (saturating; `now` before creation is 0).
     #[inline]
-    fn tick_of(&self, now: Instant) -> u32 {
+    fn tick_of(&self, now: Instant) -> u64 {
         let nanos = now.saturating_duration_since(self.start).as_nanos();
-        // Ticks wrap at 2^32 slot widths (49 days at the 1 ms minimum);
-        // comparisons are modular, see `mark_at`.
-        (nanos / u128::from(self.slot_nanos)) as u32
+        u64::try_from(nanos / u128::from(self.slot_nanos)).unwrap_or(u64::MAX)
+    }
+
+    /// The lap (modulo 2^32) and slot of `tick`.
+    #[inline]
+    fn locate(&self, tick: u64) -> (u32, usize) {
+        let slots = self.slots as u64;
+        ((tick / slots) as u32, (tick % slots) as usize)
     }
 
     #[inline]

@@ -7,8 +7,9 @@
 //! buckets them (the arithmetic of the `hdrhistogram` crate): every value up
 //! to the highest trackable value is kept to `significant_figures` decimal
 //! digits, so a quantile is within `10^-figures` of the true value, relative.
-//! For the same values and configuration, every quantile of a
-//! [`Snapshot`] equals the `hdrhistogram` crate's.
+//! For the same values (up to the highest trackable value) and
+//! configuration, every quantile of a [`Snapshot`] equals the
+//! `hdrhistogram` crate's.
 //!
 //! # Recording
 //!
@@ -28,15 +29,16 @@
 //! block). Counts are 32-bit (1 KiB a block); a block whose count wraps gets
 //! a second, 32-bit carry block, so counts are exact to 2<sup>64</sup>.
 //! [`Histogram::bytes_used`] reports the total. Worst case, per recording
-//! CPU: a shard header of 48 bytes and 8 bytes per block of the layout, plus
+//! CPU: a 128-byte shard header and 8 bytes per block of the layout, plus
 //! every block (1 032 bytes, and 1 024 more once any count in it passes
 //! 2<sup>32</sup>). With the default configuration (1 ns to one hour at 3
-//! figures: 33 792 counts in 132 blocks) that is 137 328 bytes (134 KiB),
-//! or 272 496 bytes (266 KiB) with every carry block. Values spread over
-//! 1 µs–100 ms at 3 figures touch 67 blocks: 70 328 bytes (68.7 KiB) for one
-//! recording CPU, measured by `tests/histogram.rs`. The HDR layout needs
+//! figures: 33 792 counts in 132 blocks) that is 137 408 bytes (134 KiB),
+//! or 272 576 bytes (266 KiB) with every carry block. Values spread over
+//! 1 µs–100 ms at 3 figures touch 67 blocks: about 68.8 KiB for one
+//! recording CPU (`tests/histogram.rs` measures it). The HDR layout needs
 //! 16 910 counts for that range at 3 figures, so at 32 bits a count it cannot
-//! fit in 64 KiB.
+//! fit in 64 KiB. A [`Snapshot`] holds a dense copy of the counts (8 bytes
+//! per count of the layout: 270 KB with the defaults), whatever the data.
 //!
 //! # Reads
 //!
@@ -48,7 +50,11 @@
 //! is not an instant's state: count, sum, min and max are exact once
 //! recording stops. A record racing an interval reset may leave its count in
 //! one interval and its sum (or min/max) in the next; totals over intervals
-//! stay exact.
+//! stay exact. One more case, after 2<sup>32</sup> records of one bucket on
+//! one CPU: a record whose 32-bit count wraps adds its carry a moment after
+//! the wrap, and an interval taken in that moment sees the bucket
+//! 2<sup>32</sup> short, which the next interval then holds. Nothing is lost
+//! or counted twice; the attribution moves by one carry.
 
 mod layout;
 mod shard;

@@ -7,7 +7,9 @@ use std::fmt;
 /// The merged state of a [`Histogram`](super::Histogram) at one read.
 ///
 /// Quantiles follow the `hdrhistogram` crate exactly: for the same recorded
-/// values and configuration, [`value_at_quantile`](Self::value_at_quantile)
+/// values (all at most the highest trackable value; larger ones are clamped
+/// here, bucketed there) and configuration,
+/// [`value_at_quantile`](Self::value_at_quantile)
 /// returns the same value as its `Histogram::value_at_quantile` (the highest
 /// value equivalent to the bucket that holds the quantile's record, or the
 /// lowest for quantile 0).
@@ -33,8 +35,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub(super) fn new(layout: Layout, counts: Vec<u64>, totals: Totals) -> Self {
+    pub(super) fn new(layout: Layout, counts: Vec<u64>, mut totals: Totals) -> Self {
         let count = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
+        // Min and max are kept apart from the counts, so a read racing a
+        // record (or an interval reset) can see a count without its bound.
+        // Bounds always lie in the first and last non-empty buckets when
+        // they agree with the counts; clamping them there changes nothing
+        // then, and otherwise keeps them to the histogram's precision.
+        let first = counts.iter().position(|&c| c != 0);
+        let last = counts.iter().rposition(|&c| c != 0);
+        if let (Some(first), Some(last)) = (first, last) {
+            let bucket = |index| {
+                let low = layout.value_at(index);
+                (low, layout.highest_equivalent(low))
+            };
+            let (low, high) = bucket(first);
+            totals.min = totals.min.clamp(low, high);
+            let (low, high) = bucket(last);
+            totals.max = totals.max.clamp(low, high);
+        }
         Snapshot {
             layout,
             counts,
@@ -43,7 +62,8 @@ impl Snapshot {
         }
     }
 
-    /// The number of values recorded.
+    /// The number of values recorded (wrapping at 2<sup>64</sup>, where
+    /// `hdrhistogram` saturates).
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -54,7 +74,9 @@ impl Snapshot {
         self.totals.sum
     }
 
-    /// The smallest value recorded, exactly; 0 when empty.
+    /// The smallest value recorded: exact once recording has stopped (and no
+    /// interval was taken while it ran); otherwise within the bucket of the
+    /// smallest count, i.e. to the histogram's precision. 0 when empty.
     pub fn min(&self) -> u64 {
         if self.count == 0 {
             0
@@ -63,7 +85,8 @@ impl Snapshot {
         }
     }
 
-    /// The largest value recorded (after clamping), exactly; 0 when empty.
+    /// The largest value recorded (after clamping), with the same exactness
+    /// as [`min`](Self::min); 0 when empty.
     pub fn max(&self) -> u64 {
         if self.count == 0 {
             0
@@ -208,5 +231,37 @@ impl Iterator for Buckets<'_> {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot whose bounds were read before the record that made its
+    /// count (a racing read) reports bounds within that record's bucket, not
+    /// `u64::MAX` and 0.
+    #[test]
+    fn bounds_that_disagree_with_counts_are_clamped_to_their_buckets() {
+        let layout = Layout::new(1, 3_600_000_000_000, 3).unwrap();
+        let mut counts = vec![0u64; layout.len];
+        counts[layout.index_of(5_000)] = 1;
+        counts[layout.index_of(90_000)] = 2;
+        let stale = Totals {
+            sum: 185_000,
+            min: u64::MAX,
+            max: 0,
+            clamped: 0,
+        };
+        let s = Snapshot::new(layout, counts.clone(), stale);
+        assert_eq!((s.min(), s.max()), (5_003, 89_984));
+        // Bounds that agree with the counts are kept exactly.
+        let exact = Totals {
+            min: 5_001,
+            max: 90_010,
+            ..stale
+        };
+        let s = Snapshot::new(layout, counts, exact);
+        assert_eq!((s.min(), s.max()), (5_001, 90_010));
     }
 }
