@@ -1,6 +1,7 @@
 //! The contention study: counter and histogram throughput against threads,
 //! for every counter strategy, the baselines and the peers, then metricz's
-//! `Histogram` against the histogram peers, in one process.
+//! `Histogram` against the histogram peers, then registry lookups, in one
+//! process.
 //!
 //! ```text
 //! cargo run --release --example contention                  # full sweep
@@ -28,8 +29,23 @@
 //! `prometheus-client`, and records × 8 for the `metrics` exporter, which
 //! keeps every sample until scraped (see `benches/support/mod.rs`).
 //!
+//! The registry section times lookup + increment of an existing two-label
+//! series: metricz `CounterVec::with(&["GET", "200"])?.inc()` against
+//! `prometheus` `IntCounterVec::with_label_values`, `prometheus_client`
+//! `Family::get_or_create` and the `metrics` crate's
+//! `register_counter(&key)` + `increment` on a `metrics-exporter-prometheus`
+//! recorder (`support::FamilyStrategy`). Each run builds a fresh family with
+//! all its series created; each thread builds its labels in the form its
+//! lookup takes before the warm-up. Two curves per implementation: every
+//! thread on the same series, and each thread on its own series
+//! (`/own-series`). Runs check the sum of the family's counts. It then
+//! reports the counter storage of 10 000 labelled series at 2 and 64 shards
+//! (series × shards × the padded shard's `size_of`), and at the shard count
+//! a registry series gets on this machine, counted on a real family.
+//!
 //! Writes the tables to stdout, and `contention.csv`, `contention.svg`,
-//! `histogram.csv` and `histogram.svg` to `target/metricz/` (or `--out DIR`).
+//! `histogram.csv`, `histogram.svg`, `registry.csv`, `registry.svg` and
+//! `registry-memory.csv` to `target/metricz/` (or `--out DIR`).
 //! Points with more threads than cores are oversubscribed and marked so in
 //! all of them.
 
@@ -42,7 +58,7 @@ use rayon::ThreadPool;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::HistogramStrategy;
+use support::{FamilyStrategy, HistogramStrategy, SeriesChoice};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -249,6 +265,33 @@ fn measure_histogram<H: HistogramStrategy>(
     })
 }
 
+/// Measures lookup + increment of one family implementation at one thread
+/// count.
+fn measure_family<F: FamilyStrategy>(
+    pool: &ThreadPool,
+    config: &Config,
+    choice: SeriesChoice,
+) -> Result<Point, String> {
+    let threads = pool.current_num_threads();
+    let name = match choice {
+        SeriesChoice::Same => F::NAME,
+        SeriesChoice::PerThread => F::NAME_PER_THREAD,
+    };
+    measure_with(name, threads, config, |ops| {
+        // Every series created before timing: steady state.
+        let family = F::build();
+        let elapsed = support::timed_lookup(pool, &family, choice, config.warm, ops);
+        let expected = threads as u64 * (config.warm + ops);
+        let got = family.total();
+        if got != expected {
+            return Err(format!(
+                "{name} at {threads} threads counted {got}, expected {expected}"
+            ));
+        }
+        Ok((elapsed, None))
+    })
+}
+
 /// Every strategy, baseline and peer at every thread count.
 fn sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
     let mut points = Vec::new();
@@ -281,10 +324,136 @@ fn histogram_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, 
     Ok(points)
 }
 
+/// Every family implementation, same series then one series per thread, at
+/// every thread count.
+fn registry_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
+    let mut points = Vec::new();
+    macro_rules! implementations {
+        ($($ty:ty),* $(,)?) => {
+            $(
+                for choice in [SeriesChoice::Same, SeriesChoice::PerThread] {
+                    for pool in pools {
+                        points.push(report(measure_family::<$ty>(pool, config, choice)?));
+                    }
+                }
+            )*
+        };
+    }
+    support::for_each_family!(implementations);
+    Ok(points)
+}
+
+/// Labelled series in the memory report.
+const MEMORY_SERIES: usize = 10_000;
+
+/// Counter storage of [`MEMORY_SERIES`] labelled series at one shard count.
+#[derive(Debug, Clone)]
+struct MemoryRow {
+    layout: String,
+    series: usize,
+    shards: usize,
+}
+
+impl MemoryRow {
+    /// Counter storage: series × shards × the padded shard.
+    fn bytes(&self) -> usize {
+        self.series * self.shards * support::SHARD_BYTES
+    }
+
+    fn mib(&self) -> f64 {
+        self.bytes() as f64 / (1024.0 * 1024.0)
+    }
+}
+
+/// The counter storage of [`MEMORY_SERIES`] labelled counters: each series
+/// is a standalone `metricz::Counter` (the per-CPU arena is not implemented
+/// yet), so it holds its shard count × one padded shard. At 2 and 64 shards
+/// (the shard count read back from `Counter::with_shards`), and at the count
+/// a registry series gets here, read from a family of that many real series.
+fn registry_memory() -> Result<Vec<MemoryRow>, String> {
+    let mut rows: Vec<MemoryRow> = [2, 64]
+        .into_iter()
+        .map(|shards| MemoryRow {
+            layout: format!("Counter::with_shards({shards})"),
+            series: MEMORY_SERIES,
+            shards: metricz::Counter::with_shards(shards).shards(),
+        })
+        .collect();
+    let family = metricz::Registry::new()
+        .counter_vec("memory_total", "Memory.", &support::LABEL_NAMES)
+        .map_err(|e| e.to_string())?;
+    let values: Vec<[String; 2]> = (0..MEMORY_SERIES)
+        .map(|i| [format!("m{}", i / 100), format!("s{}", i % 100)])
+        .collect();
+    for [a, b] in &values {
+        family.with(&[a, b]).map_err(|e| e.to_string())?.inc();
+    }
+    let shards = family
+        .with(&["m0", "s0"])
+        .map_err(|e| e.to_string())?
+        .shards();
+    rows.push(MemoryRow {
+        layout: "registry default".to_string(),
+        series: family.len(),
+        shards,
+    });
+    Ok(rows)
+}
+
+/// The memory table printed to stdout.
+fn memory_table(rows: &[MemoryRow]) -> String {
+    let mut out = format!(
+        "counter storage of labelled series: series x shards x {} B padded shard \
+         (standalone Counter per series; per-CPU arena not implemented yet; \
+         map nodes and label strings not counted)\n",
+        support::SHARD_BYTES
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>7} {:>7} {:>12} {:>9}",
+        "layout", "series", "shards", "bytes", "MiB"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:<26} {:>7} {:>7} {:>12} {:>9.2}",
+            row.layout,
+            row.series,
+            row.shards,
+            row.bytes(),
+            row.mib()
+        );
+    }
+    out
+}
+
+/// `registry-memory.csv`.
+fn memory_csv(rows: &[MemoryRow], machine: &str) -> String {
+    let mut out = format!(
+        "# machine: {machine}\n\
+         # counter storage only: series x shards x size_of padded shard; standalone \
+         Counter per series (per-CPU arena not implemented yet)\n\
+         layout,series,shards,shard_bytes,counter_bytes,counter_mib\n"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{:.3}",
+            row.layout,
+            row.series,
+            row.shards,
+            support::SHARD_BYTES,
+            row.bytes(),
+            row.mib()
+        );
+    }
+    out
+}
+
 /// Prints a point's progress line and passes it on.
 fn report(point: Point) -> Point {
     eprintln!(
-        "  {:<18} {:>3} threads  {:>9.1} Mops/s",
+        "  {:<28} {:>3} threads  {:>9.1} Mops/s",
         point.strategy,
         point.threads,
         point.median()
@@ -316,10 +485,14 @@ fn machine() -> String {
 /// The table printed to stdout; a bytes column when the points have bytes.
 fn table(points: &[Point], cores: usize) -> String {
     let with_bytes = points.iter().any(|p| p.bytes.is_some());
+    let width = points
+        .iter()
+        .map(|p| p.strategy.chars().count())
+        .fold(18, usize::max);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>7} {:>11} {:>11} {:>11} {:>10}{}",
+        "{:<width$} {:>7} {:>11} {:>11} {:>11} {:>10}{}",
         "strategy",
         "threads",
         "Mops/s",
@@ -331,7 +504,7 @@ fn table(points: &[Point], cores: usize) -> String {
     for p in points {
         let _ = writeln!(
             out,
-            "{:<18} {:>7} {:>11.1} {:>11.1} {:>11.1} {:>10.2}{}{}",
+            "{:<width$} {:>7} {:>11.1} {:>11.1} {:>11.1} {:>10.2}{}{}",
             p.strategy,
             p.threads,
             p.median(),
@@ -404,6 +577,11 @@ const COUNTER_LABELS: Labels = Labels {
 const HISTOGRAM_LABELS: Labels = Labels {
     caption: "Histogram records (1 µs–100 ms, log-uniform)",
     y_desc: "throughput, M records/s (log)",
+};
+
+const REGISTRY_LABELS: Labels = Labels {
+    caption: "Lookup + increment of an existing two-label series",
+    y_desc: "throughput, M lookups+increments/s (log)",
 };
 
 /// Throughput against threads, log y, one curve per strategy with min–max
@@ -521,12 +699,14 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(100, 100, 100),
 ];
 
-/// The points of both sections of the study.
+/// The points of every section of the study.
 #[derive(Debug)]
 #[cfg_attr(not(test), allow(dead_code))] // read by the test
 struct Study {
     counters: Vec<Point>,
     histograms: Vec<Point>,
+    registry: Vec<Point>,
+    memory: Vec<MemoryRow>,
 }
 
 /// Writes `{stem}.csv` and `{stem}.svg` to the out dir; returns their paths.
@@ -570,9 +750,26 @@ fn run(config: &Config) -> Result<Study, String> {
     let (csv_path, svg_path) =
         write_outputs(config, "histogram", &histograms, &machine, HISTOGRAM_LABELS)?;
     println!("wrote {} and {}", csv_path.display(), svg_path.display());
+
+    eprintln!("registry lookup + increment of an existing two-label series:");
+    let registry = registry_sweep(&pools, config)?;
+    println!();
+    print!("{}", table(&registry, cores));
+    let (csv_path, svg_path) =
+        write_outputs(config, "registry", &registry, &machine, REGISTRY_LABELS)?;
+    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    let memory = registry_memory()?;
+    println!();
+    print!("{}", memory_table(&memory));
+    let memory_path = config.out.join("registry-memory.csv");
+    std::fs::write(&memory_path, memory_csv(&memory, &machine))
+        .map_err(|e| format!("{}: {e}", memory_path.display()))?;
+    println!("wrote {}", memory_path.display());
     Ok(Study {
         counters,
         histograms,
+        registry,
+        memory,
     })
 }
 
@@ -701,6 +898,80 @@ mod tests {
                 "histogram legend lacks {name}"
             );
         }
+
+        let implementations = [
+            "metricz",
+            "prometheus",
+            "prometheus-client",
+            "metrics-exporter",
+        ];
+        let curves: Vec<String> = implementations
+            .iter()
+            .flat_map(|name| [name.to_string(), format!("{name}/own-series")])
+            .collect();
+        assert_eq!(study.registry.len(), curves.len() * 2);
+        let csv = std::fs::read_to_string(out.join("registry.csv")).expect("registry csv");
+        assert!(csv.starts_with("# machine: "));
+        let rows: Vec<&str> = csv
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .skip(1)
+            .collect();
+        assert_eq!(rows.len(), curves.len() * 2);
+        for name in &curves {
+            for threads in [1, 2] {
+                let row = rows
+                    .iter()
+                    .find(|r| r.starts_with(&format!("{name},{threads},")))
+                    .unwrap_or_else(|| panic!("no registry row for {name} at {threads} threads"));
+                let fields: Vec<&str> = row.split(',').collect();
+                assert_eq!(fields[3], "3", "runs recorded");
+                let (median, min, max, ns): (f64, f64, f64, f64) = (
+                    fields[5].parse().unwrap(),
+                    fields[6].parse().unwrap(),
+                    fields[7].parse().unwrap(),
+                    fields[8].parse().unwrap(),
+                );
+                assert!(min > 0.0 && min <= median && median <= max, "{row}");
+                assert!(ns > 0.0, "{row}");
+            }
+        }
+        let svg = std::fs::read_to_string(out.join("registry.svg")).expect("registry svg");
+        assert!(svg.starts_with("<svg"));
+        for name in &curves {
+            assert!(
+                svg.contains(&format!(">\n{name}\n<")),
+                "registry legend lacks {name}"
+            );
+        }
+
+        // Counter storage: 10 000 series x shards x one padded shard.
+        let shard =
+            std::mem::size_of::<crossbeam_utils::CachePadded<std::sync::atomic::AtomicU64>>();
+        let memory = std::fs::read_to_string(out.join("registry-memory.csv")).expect("memory csv");
+        let rows: Vec<Vec<&str>> = memory
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        assert_eq!(rows.len(), study.memory.len());
+        for shards in [2usize, 64] {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == format!("Counter::with_shards({shards})"))
+                .unwrap_or_else(|| panic!("no memory row at {shards} shards"));
+            assert_eq!(row[1], "10000");
+            assert_eq!(row[2], shards.to_string());
+            assert_eq!(row[4], (10_000 * shards * shard).to_string());
+        }
+        let default = study
+            .memory
+            .iter()
+            .find(|r| r.layout == "registry default")
+            .expect("registry default row");
+        assert_eq!(default.series, 10_000, "every series created");
+        assert_eq!(default.shards, metricz::Counter::new().shards());
         let _ = std::fs::remove_dir_all(&out);
     }
 

@@ -2,7 +2,7 @@
 //! integer for values moved by frequent increments and decrements.
 
 use crate::counter::shards;
-use crate::primitive::{AtomicU64, Ordering::Relaxed};
+use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
 use std::fmt;
 
 /// A value that goes up and down: an `f64` in one atomic word.
@@ -11,6 +11,8 @@ use std::fmt;
 /// racing calls compose as if run in some serial order (invariant G1 in
 /// `papers/invariants.md`). Arithmetic is IEEE 754: adding to NaN stays NaN,
 /// and infinities behave as floats do.
+///
+/// Cloning is cheap and the clone shares the gauge.
 ///
 /// For values changed mostly by `inc`/`dec` from many threads (requests in
 /// flight, open connections), [`UpDownGauge`] spreads the writes over shards.
@@ -23,9 +25,9 @@ use std::fmt;
 /// temperature.dec();
 /// assert_eq!(temperature.get(), 20.75);
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Gauge {
-    bits: AtomicU64,
+    bits: Arc<AtomicU64>,
 }
 
 impl Gauge {

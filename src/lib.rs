@@ -23,6 +23,11 @@
 //! data. A [`Timer`] is a histogram of nanoseconds; a [`Rate`] counts events
 //! per second over a sliding window of per-CPU slot words.
 //!
+//! A [`Registry`] names metrics and keeps labelled families: series maps
+//! read without locks (an epoch-pinned probe of an open-addressing table),
+//! grown and pruned with `crossbeam_epoch` reclamation, bounded by a
+//! per-family cardinality limit, and exported as Prometheus text.
+//!
 //! # Example
 //!
 //! ```
@@ -103,10 +108,12 @@
 
 pub mod counter;
 pub mod cpu;
+mod export;
 mod gauge;
 pub mod histogram;
 mod primitive;
 pub mod rate;
+pub mod registry;
 mod thread_index;
 
 pub use counter::{
@@ -116,6 +123,7 @@ pub use counter::{
 pub use gauge::{Gauge, UpDownGauge};
 pub use histogram::{Histogram, HistogramBuilder, HistogramError, Snapshot, Timer};
 pub use rate::{Rate, RateError};
+pub use registry::{CounterVec, Family, GaugeVec, HistogramVec, Registry, RegistryError, TimerVec};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

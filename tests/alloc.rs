@@ -306,3 +306,78 @@ fn rate_mark_does_not_allocate() {
     assert_eq!(allocations, 0, "Rate::mark allocated");
     assert_eq!(counted, 1 + 3 * ROUNDS);
 }
+
+#[test]
+fn registry_lookup_of_an_existing_series_does_not_allocate() {
+    let reg = metricz::Registry::new();
+    let family = reg
+        .counter_vec("requests_total", "Requests.", &["method", "status"])
+        .unwrap();
+    // Warm up: creates the series, this thread's epoch handle, its counter
+    // shard.
+    for _ in 0..3 {
+        family.with(&["GET", "200"]).unwrap().inc();
+    }
+    // Other series, so the probe has neighbours to compare against.
+    for status in ["201", "404", "500"] {
+        family.with(&["GET", status]).unwrap().inc();
+    }
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            family.with(black_box(&["GET", "200"])).unwrap().inc();
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "Family::with + inc of an existing series: {allocations} allocations"
+    );
+    // Every lookup found the same series: none created, all counted.
+    assert_eq!(family.len(), 4);
+    assert_eq!(family.with(&["GET", "200"]).unwrap().get(), 3 + ROUNDS);
+
+    // The first lookup of a new series does allocate (its node, its owned
+    // label values), and later ones of it do not.
+    let (allocations, ()) = allocations_in(|| family.with(&["POST", "200"]).unwrap().inc());
+    assert!(
+        allocations >= 1,
+        "creating a series made {allocations} allocations"
+    );
+    assert_eq!(family.len(), 5);
+    let (allocations, ()) = allocations_in(|| family.with(&["POST", "200"]).unwrap().inc());
+    assert_eq!(allocations, 0);
+    assert_eq!(family.with(&["POST", "200"]).unwrap().get(), 2);
+}
+
+#[test]
+fn operation_recorder_steady_state_does_not_allocate() {
+    let reg = metricz::Registry::new();
+    let ops = metricz::registry::OperationRecorder::new(&reg, "svc").unwrap();
+    let d = std::time::Duration::from_micros(250);
+    // Cold start: the first use of each combination creates its series.
+    let (cold, ()) = allocations_in(|| {
+        ops.record_operation("get", "ok", d);
+        ops.record_operation("get", "error", d);
+        ops.record_error("get", "timeout", "transient");
+    });
+    assert!(cold > 0, "creating series should allocate");
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            ops.record_operation("get", "ok", d);
+            ops.record_operation("get", "error", d);
+            ops.record_error("get", "timeout", "transient");
+        }
+    });
+    assert_eq!(allocations, 0, "steady-state recording allocated");
+    assert_eq!(
+        ops.operations().with(&["get", "ok"]).unwrap().get(),
+        1 + ROUNDS
+    );
+    assert_eq!(
+        ops.durations()
+            .with(&["get", "error"])
+            .unwrap()
+            .snapshot()
+            .count(),
+        1 + ROUNDS
+    );
+}

@@ -700,3 +700,349 @@ fn exposition_count(text: &str, name: &str) -> Option<u64> {
         Some(value as u64)
     })
 }
+
+/// Calls `$m!` with every labelled-counter family the registry study and
+/// bench sweep: metricz, then the peers.
+#[allow(unused_macros)] // each target uses one of the lists
+macro_rules! for_each_family {
+    ($m:ident) => {
+        $m!(
+            metricz::CounterVec,
+            $crate::support::PromFamily,
+            $crate::support::PromClientFamily,
+            $crate::support::MetricsFamily
+        )
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use for_each_family;
+
+/// Name of the family every implementation registers.
+pub const FAMILY_NAME: &str = "bench_requests_total";
+/// Its two label names.
+pub const LABEL_NAMES: [&str; 2] = ["method", "status"];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE",
+];
+const STATUSES: [&str; 8] = ["200", "201", "204", "301", "400", "404", "500", "503"];
+/// Label pairs created (and looked up once) in every family before timing.
+pub const SERIES: usize = METHODS.len() * STATUSES.len();
+
+/// The `i`-th label pair (modulo [`SERIES`]); pair 0 is `["GET", "200"]`.
+pub fn label_pair(i: usize) -> [&'static str; 2] {
+    let i = i % SERIES;
+    [METHODS[i % METHODS.len()], STATUSES[i / METHODS.len()]]
+}
+
+/// Which existing series the threads of a lookup sweep hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesChoice {
+    /// Every thread looks up `["GET", "200"]`.
+    Same,
+    /// Thread `i` looks up [`label_pair`]`(i)`, its own series (threads
+    /// beyond [`SERIES`] wrap around).
+    PerThread,
+}
+
+impl SeriesChoice {
+    /// The label pair thread `index` uses.
+    pub fn pair(self, index: usize) -> [&'static str; 2] {
+        match self {
+            SeriesChoice::Same => label_pair(0),
+            SeriesChoice::PerThread => label_pair(index),
+        }
+    }
+
+    /// A short name for bench ids and curve names.
+    pub fn name(self) -> &'static str {
+        match self {
+            SeriesChoice::Same => "same-series",
+            SeriesChoice::PerThread => "own-series",
+        }
+    }
+}
+
+/// A family of labelled counters as the registry study and bench drive it:
+/// lookup of a series by two label values, then one increment.
+pub trait FamilyStrategy: Sync + Sized {
+    /// Its name in tables, CSV and plots (same-series curve).
+    const NAME: &'static str;
+    /// Its name for the curve where every thread has its own series.
+    const NAME_PER_THREAD: &'static str;
+    /// The label values in the form its lookup takes, built once per thread
+    /// before the warm-up (never inside the timed loop).
+    type Labels: Send + Sync;
+
+    /// A fresh family named [`FAMILY_NAME`] with labels [`LABEL_NAMES`]
+    /// and every [`label_pair`] series created (none incremented).
+    fn build() -> Self {
+        let family = Self::empty();
+        for i in 0..SERIES {
+            family.create(&Self::labels(label_pair(i)));
+        }
+        family
+    }
+
+    /// A fresh, empty family.
+    fn empty() -> Self;
+
+    /// `values` as its lookup takes them.
+    fn labels(values: [&'static str; 2]) -> Self::Labels;
+
+    /// Creates the series (or finds it) without incrementing it.
+    fn create(&self, labels: &Self::Labels);
+
+    /// Lookup of the series, then one increment: the timed operation.
+    fn lookup_inc(&self, labels: &Self::Labels);
+
+    /// Removes the series; `None` where the implementation cannot remove
+    /// one (the `metrics` recorder: series only expire by idle timeout).
+    fn remove(&self, labels: &Self::Labels) -> Option<bool>;
+
+    /// The sum of every series' count.
+    fn total(&self) -> u64;
+}
+
+impl FamilyStrategy for metricz::CounterVec {
+    const NAME: &'static str = "metricz";
+    const NAME_PER_THREAD: &'static str = "metricz/own-series";
+    type Labels = [&'static str; 2];
+
+    fn empty() -> Self {
+        metricz::Registry::new()
+            .counter_vec(FAMILY_NAME, "Bench.", &LABEL_NAMES)
+            .expect("valid family")
+    }
+
+    fn labels(values: [&'static str; 2]) -> Self::Labels {
+        values
+    }
+
+    fn create(&self, labels: &Self::Labels) {
+        drop(self.with(labels).expect("two label values"));
+    }
+
+    #[inline]
+    fn lookup_inc(&self, labels: &Self::Labels) {
+        self.with(labels).expect("two label values").inc();
+    }
+
+    fn remove(&self, labels: &Self::Labels) -> Option<bool> {
+        Some(metricz::Family::remove(self, labels).expect("two label values"))
+    }
+
+    fn total(&self) -> u64 {
+        (0..SERIES)
+            .map(|i| self.with(&label_pair(i)).expect("two label values").get())
+            .sum()
+    }
+}
+
+/// `prometheus::IntCounterVec`: `with_label_values` hashes the values and
+/// reads an `RwLock<HashMap>`, then `inc` is one shared `fetch_add`.
+#[derive(Debug)]
+pub struct PromFamily(prometheus::IntCounterVec);
+
+impl FamilyStrategy for PromFamily {
+    const NAME: &'static str = "prometheus";
+    const NAME_PER_THREAD: &'static str = "prometheus/own-series";
+    type Labels = [&'static str; 2];
+
+    fn empty() -> Self {
+        PromFamily(
+            prometheus::IntCounterVec::new(
+                prometheus::Opts::new(FAMILY_NAME, "Bench."),
+                &LABEL_NAMES,
+            )
+            .expect("valid family"),
+        )
+    }
+
+    fn labels(values: [&'static str; 2]) -> Self::Labels {
+        values
+    }
+
+    fn create(&self, labels: &Self::Labels) {
+        drop(self.0.with_label_values(labels));
+    }
+
+    #[inline]
+    fn lookup_inc(&self, labels: &Self::Labels) {
+        self.0.with_label_values(labels).inc();
+    }
+
+    fn remove(&self, labels: &Self::Labels) -> Option<bool> {
+        Some(self.0.remove_label_values(labels).is_ok())
+    }
+
+    fn total(&self) -> u64 {
+        (0..SERIES)
+            .map(|i| self.0.with_label_values(&label_pair(i)).get())
+            .sum()
+    }
+}
+
+/// The label set type of the `prometheus_client` family.
+pub type PromClientLabels = Vec<(String, String)>;
+
+/// `prometheus_client::metrics::family::Family<Vec<(String, String)>,
+/// Counter>`: `get_or_create` hashes the owned label set and reads an
+/// `RwLock<HashMap>`; the labels are built once per thread, outside timing.
+#[derive(Debug, Default)]
+pub struct PromClientFamily(
+    prometheus_client::metrics::family::Family<
+        PromClientLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+);
+
+impl FamilyStrategy for PromClientFamily {
+    const NAME: &'static str = "prometheus-client";
+    const NAME_PER_THREAD: &'static str = "prometheus-client/own-series";
+    type Labels = PromClientLabels;
+
+    fn empty() -> Self {
+        PromClientFamily::default()
+    }
+
+    fn labels(values: [&'static str; 2]) -> Self::Labels {
+        LABEL_NAMES
+            .iter()
+            .zip(values)
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn create(&self, labels: &Self::Labels) {
+        drop(self.0.get_or_create(labels));
+    }
+
+    #[inline]
+    fn lookup_inc(&self, labels: &Self::Labels) {
+        self.0.get_or_create(labels).inc();
+    }
+
+    fn remove(&self, labels: &Self::Labels) -> Option<bool> {
+        Some(self.0.remove(labels))
+    }
+
+    fn total(&self) -> u64 {
+        (0..SERIES)
+            .map(|i| self.0.get_or_create(&Self::labels(label_pair(i))).get())
+            .sum()
+    }
+}
+
+/// The `metrics` crate with labels on a `metrics-exporter-prometheus`
+/// recorder used directly (not installed globally): each operation is
+/// `register_counter(&key, &metadata)` (the lookup, which retains a copy
+/// of the key, then a read of the recorder's sharded `RwLock<HashMap>`)
+/// then `increment(1)`. The `Key` (name and two owned labels, its hash
+/// computed once) is built once per thread, outside timing.
+#[derive(Debug)]
+pub struct MetricsFamily {
+    recorder: metrics_exporter_prometheus::PrometheusRecorder,
+    metadata: metrics::Metadata<'static>,
+}
+
+impl FamilyStrategy for MetricsFamily {
+    const NAME: &'static str = "metrics-exporter";
+    const NAME_PER_THREAD: &'static str = "metrics-exporter/own-series";
+    type Labels = metrics::Key;
+
+    fn empty() -> Self {
+        MetricsFamily {
+            recorder: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+            metadata: metrics::Metadata::new(module_path!(), metrics::Level::INFO, None),
+        }
+    }
+
+    fn labels(values: [&'static str; 2]) -> Self::Labels {
+        let labels: Vec<metrics::Label> = LABEL_NAMES
+            .iter()
+            .zip(values)
+            .map(|(name, value)| metrics::Label::new(name.to_string(), value.to_string()))
+            .collect();
+        metrics::Key::from_parts(FAMILY_NAME, labels)
+    }
+
+    fn create(&self, labels: &Self::Labels) {
+        use metrics::Recorder;
+        drop(self.recorder.register_counter(labels, &self.metadata));
+    }
+
+    #[inline]
+    fn lookup_inc(&self, labels: &Self::Labels) {
+        use metrics::Recorder;
+        self.recorder
+            .register_counter(labels, &self.metadata)
+            .increment(1);
+    }
+
+    fn remove(&self, _: &Self::Labels) -> Option<bool> {
+        None
+    }
+
+    /// Renders (scrapes) the recorder and sums the family's samples.
+    fn total(&self) -> u64 {
+        let prefix = format!("{FAMILY_NAME}{{");
+        self.recorder
+            .handle()
+            .render()
+            .lines()
+            .filter(|line| line.starts_with(&prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    }
+}
+
+/// Runs `warm` untimed then `ops` timed lookups + increments of an existing
+/// series of `family` on every thread of `pool` (thread `i` on
+/// `choice.pair(i)`, its labels built before the warm-up); returns the wall
+/// time.
+pub fn timed_lookup<F: FamilyStrategy>(
+    pool: &ThreadPool,
+    family: &F,
+    choice: SeriesChoice,
+    warm: u64,
+    ops: u64,
+) -> Duration {
+    timed_run_with(
+        pool,
+        warm,
+        ops,
+        |index| (family, F::labels(choice.pair(index))),
+        |(family, labels)| family.lookup_inc(labels),
+    )
+    .0
+}
+
+/// Runs `warm` untimed then `ops` timed create + remove cycles on every
+/// thread of `pool`, thread `i` on its own series [`label_pair`]`(i)`;
+/// returns the wall time, or `None` if the implementation cannot remove.
+pub fn timed_churn<F: FamilyStrategy>(
+    pool: &ThreadPool,
+    family: &F,
+    warm: u64,
+    ops: u64,
+) -> Option<Duration> {
+    family.remove(&F::labels(label_pair(0)))?;
+    family.create(&F::labels(label_pair(0)));
+    let (elapsed, _) = timed_run_with(
+        pool,
+        warm,
+        ops,
+        |index| (family, F::labels(label_pair(index))),
+        |(family, labels)| {
+            family.create(labels);
+            family.remove(labels);
+        },
+    );
+    Some(elapsed)
+}
+
+/// Bytes of one metricz counter shard: an `AtomicU64` padded to its own
+/// cache line(s), as `metricz::Counter` stores it.
+pub const SHARD_BYTES: usize =
+    std::mem::size_of::<crossbeam_utils::CachePadded<std::sync::atomic::AtomicU64>>();

@@ -22,9 +22,23 @@ pub fn explore<F>(name: &str, model: F) -> usize
 where
     F: Fn() + Sync + Send + 'static,
 {
+    explore_bounded(name, None, model)
+}
+
+/// [`explore`] with its own preemption bound (`None`: `LOOM_MAX_PREEMPTIONS`
+/// or loom's default), for models whose state space is large (every
+/// crossbeam-epoch pin is several modelled atomics and fences).
+pub fn explore_bounded<F>(name: &str, preemptions: Option<usize>, model: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let executions = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = executions.clone();
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    if preemptions.is_some() {
+        builder.preemption_bound = preemptions;
+    }
+    builder.check(move || {
         counted.fetch_add(1, Ordering::Relaxed);
         model();
     });

@@ -1,0 +1,259 @@
+//! [`Family`]: a named metric with label names and a series per label
+//! values.
+
+use super::error::{MetricKind, RegistryError};
+use super::map::{Insert, Node, SeriesMap};
+use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
+use crate::{Counter, Gauge, Histogram, Timer};
+use crossbeam_epoch::Guard;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+/// The metric types a [`Family`] can hold.
+pub trait Metric: Send + Sync + 'static + sealed::Sealed {
+    /// The kind this type registers as.
+    const KIND: MetricKind;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::Counter {}
+    impl Sealed for crate::Gauge {}
+    impl Sealed for crate::Histogram {}
+    impl Sealed for crate::Timer {}
+}
+
+impl Metric for Counter {
+    const KIND: MetricKind = MetricKind::Counter;
+}
+impl Metric for Gauge {
+    const KIND: MetricKind = MetricKind::Gauge;
+}
+impl Metric for Histogram {
+    const KIND: MetricKind = MetricKind::Histogram;
+}
+impl Metric for Timer {
+    const KIND: MetricKind = MetricKind::Timer;
+}
+
+/// A family of counters, one per label values.
+pub type CounterVec = Family<Counter>;
+/// A family of gauges, one per label values.
+pub type GaugeVec = Family<Gauge>;
+/// A family of histograms, one per label values.
+pub type HistogramVec = Family<Histogram>;
+/// A family of timers, one per label values.
+pub type TimerVec = Family<Timer>;
+
+/// A metric name, its help, unit and label names, and one series per label
+/// values. Cloning is cheap and shares the family.
+///
+/// [`with`](Self::with) finds a series without a lock, a shared
+/// read-modify-write or an allocation when it exists (see the
+/// [registry docs](super) for the map), and creates it otherwise. Past the
+/// family's cardinality limit, new label values all go to one overflow
+/// series, exported with the label `metricz_overflow="true"`.
+pub struct Family<M> {
+    inner: Arc<Inner<M>>,
+}
+
+pub(crate) struct Inner<M> {
+    pub(crate) name: String,
+    pub(crate) help: String,
+    pub(crate) unit: Option<String>,
+    pub(crate) label_names: Vec<String>,
+    pub(crate) map: SeriesMap<M>,
+    make: Box<dyn Fn() -> M + Send + Sync>,
+    pub(crate) overflow: M,
+    /// Lookups routed to the overflow series.
+    overflowed: AtomicU64,
+}
+
+impl<M> Clone for Family<M> {
+    fn clone(&self) -> Self {
+        Family {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Metric> Family<M> {
+    pub(crate) fn new(
+        name: String,
+        help: String,
+        unit: Option<String>,
+        label_names: Vec<String>,
+        limit: usize,
+        seed: u64,
+        make: Box<dyn Fn() -> M + Send + Sync>,
+    ) -> Self {
+        let overflow = make();
+        Family {
+            inner: Arc::new(Inner {
+                name,
+                help,
+                unit,
+                label_names,
+                map: SeriesMap::new(limit, seed),
+                make,
+                overflow,
+                overflowed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The series for `values` (one per label name, in order), created if
+    /// absent; the overflow series if the family is at its cardinality limit
+    /// and these values are new.
+    ///
+    /// The returned [`Series`] holds an epoch guard: keep it for the
+    /// duration of a use, not forever (a long-held guard delays the
+    /// reclamation of removed series). For a handle to keep, clone the
+    /// metric: `family.with(&v)?.clone()`.
+    #[inline]
+    pub fn with(&self, values: &[&str]) -> Result<Series<'_, M>, RegistryError> {
+        let inner = &*self.inner;
+        if values.len() != inner.label_names.len() {
+            return Err(RegistryError::LabelCountMismatch {
+                expected: inner.label_names.len(),
+                got: values.len(),
+            });
+        }
+        let guard = inner.map.pin();
+        let value: *const M = match inner.map.get(values, &guard) {
+            Some(node) => &node.value,
+            None => self.insert(values, &guard),
+        };
+        Ok(Series {
+            _guard: guard,
+            value,
+            _family: PhantomData,
+        })
+    }
+
+    #[cold]
+    fn insert(&self, values: &[&str], guard: &Guard) -> *const M {
+        let inner = &*self.inner;
+        match inner.map.get_or_insert(values, &inner.make, guard) {
+            Insert::Series(node) => &node.value,
+            Insert::Full => {
+                inner.overflowed.fetch_add(1, Relaxed);
+                &inner.overflow
+            }
+        }
+    }
+
+    /// Removes the series for `values`; `Ok(true)` if it existed. Handles
+    /// cloned from it stay valid and keep counting into the detached
+    /// metric, which is no longer exported.
+    pub fn remove(&self, values: &[&str]) -> Result<bool, RegistryError> {
+        let inner = &*self.inner;
+        if values.len() != inner.label_names.len() {
+            return Err(RegistryError::LabelCountMismatch {
+                expected: inner.label_names.len(),
+                got: values.len(),
+            });
+        }
+        Ok(inner.map.remove(values, &inner.map.pin()))
+    }
+
+    /// Removes every series (not the overflow series); returns how many.
+    pub fn clear(&self) -> usize {
+        self.inner.map.clear(&self.inner.map.pin())
+    }
+
+    /// The number of series (not counting the overflow series).
+    pub fn len(&self) -> usize {
+        self.inner.map.len()
+    }
+
+    /// Whether the family has no series.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most series the family holds before routing new label values to
+    /// the overflow series.
+    pub fn cardinality_limit(&self) -> usize {
+        self.inner.map.limit()
+    }
+
+    /// How many lookups went to the overflow series.
+    pub fn overflowed(&self) -> u64 {
+        self.inner.overflowed.load(Relaxed)
+    }
+
+    /// The metric name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The help text.
+    pub fn help(&self) -> &str {
+        &self.inner.help
+    }
+
+    /// The unit, if one was given.
+    pub fn unit(&self) -> Option<&str> {
+        self.inner.unit.as_deref()
+    }
+
+    /// The label names, in order.
+    pub fn label_names(&self) -> &[String] {
+        &self.inner.label_names
+    }
+
+    /// Calls `f` with every series' label values and metric, sorted by label
+    /// values, then the overflow series (with `None`) if it was used.
+    pub(crate) fn visit_sorted(&self, mut f: impl FnMut(Option<&[Box<str>]>, &M)) {
+        let guard = self.inner.map.pin();
+        let mut series: Vec<&Node<M>> = Vec::with_capacity(self.len());
+        self.inner.map.for_each(&guard, |node| series.push(node));
+        series.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
+        for node in series {
+            f(Some(node.labels()), &node.value);
+        }
+        if self.overflowed() > 0 {
+            f(None, &self.inner.overflow);
+        }
+    }
+}
+
+impl<M> fmt::Debug for Family<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.inner.name)
+            .field("label_names", &self.inner.label_names)
+            .field("series", &self.inner.map.len())
+            .finish()
+    }
+}
+
+/// A series found by [`Family::with`]: derefs to the metric while an epoch
+/// guard keeps it alive.
+pub struct Series<'a, M> {
+    _guard: Guard,
+    value: *const M,
+    _family: PhantomData<&'a Family<M>>,
+}
+
+impl<M> Deref for Series<'_, M> {
+    type Target = M;
+
+    #[inline]
+    fn deref(&self) -> &M {
+        // SAFETY: `value` points into a node of the family's map (or at its
+        // overflow metric). A removed node is destroyed only after every
+        // guard pinned before its removal is dropped, and `_guard` was
+        // pinned before the lookup that found it; the map itself outlives
+        // `'a`, the borrow of the family.
+        unsafe { &*self.value }
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for Series<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}

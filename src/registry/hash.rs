@@ -1,0 +1,64 @@
+//! Hashing of label values: a fast multiplicative hash over the bytes of
+//! each value (8 at a time) and its length, seeded per registry.
+//!
+//! The seed comes from std's `RandomState`, so collisions cannot be chosen
+//! ahead of time; equality is always checked in full behind the hash, and
+//! each family's cardinality limit bounds what a flood of label values can
+//! cost.
+
+const K: u64 = 0x517c_c1b7_2722_0a95;
+
+#[inline]
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(K)
+}
+
+/// The hash of `values` under `seed`.
+#[inline]
+pub(crate) fn hash_values(seed: u64, values: &[&str]) -> u64 {
+    let mut h = seed;
+    for value in values {
+        let bytes = value.as_bytes();
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            h = mix(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        h = mix(h, u64::from_le_bytes(tail));
+        // The length separates ["ab", "c"] from ["a", "bc"].
+        h = mix(h, bytes.len() as u64);
+    }
+    // Final avalanche so the low bits (the table index) depend on all bits.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// A per-registry random seed (fixed under loom, whose executions must be
+/// deterministic).
+pub(crate) fn random_seed() -> u64 {
+    if cfg!(loom) {
+        return 0;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6d65_7472_6963_7a00);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_between_values_matter() {
+        assert_ne!(hash_values(1, &["ab", "c"]), hash_values(1, &["a", "bc"]));
+        assert_ne!(hash_values(1, &["", "x"]), hash_values(1, &["x", ""]));
+        assert_ne!(hash_values(1, &["a"]), hash_values(2, &["a"]));
+        assert_eq!(
+            hash_values(7, &["GET", "200"]),
+            hash_values(7, &["GET", "200"])
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! [`Registry`]: named metric families with label sets, kept in
+//! epoch-reclaimed series maps that are read without locks.
+//!
+//! A registry maps metric names to families. A family is a name, a kind
+//! (counter, gauge, histogram, timer), help text, an optional unit, label
+//! names, and a series map from label values to metrics. Registering the
+//! same name with the same kind and label names again returns the same
+//! family (the first help text and unit stay); another kind or other label
+//! names is an error. Names and label names follow the Prometheus rules
+//! (label names starting with `__` are reserved); label values may be any
+//! UTF-8.
+//!
+//! # Series maps
+//!
+//! [`Family::with`] on an existing series pins a `crossbeam_epoch` guard,
+//! hashes the borrowed label values, probes an open-addressing table and
+//! compares the values in full: no lock, no shared read-modify-write, no
+//! allocation. A new series is inserted by CAS; growth publishes a new table
+//! and retires the old one to the epoch collector; [`Family::remove`] and
+//! [`Family::clear`] unlink series and defer their destruction, so a
+//! [`Series`] in use stays valid. The map's design and its loom-checked
+//! invariants (M1–M4) are in `src/registry/map.rs` and
+//! `papers/invariants.md`.
+//!
+//! # Bounds
+//!
+//! Each family holds at most its cardinality limit of series
+//! ([`DEFAULT_CARDINALITY_LIMIT`] unless set with
+//! [`Registry::with_cardinality_limit`]); past it, new label values share
+//! one overflow series, exported with the single label
+//! `metricz_overflow="true"`, and [`Family::overflowed`] counts those
+//! lookups (exported as `metricz_cardinality_overflow_total{family=…}`).
+//!
+//! # Collection
+//!
+//! [`Registry::encode_prometheus`] walks the families by name and each
+//! family's series by label values, reading metrics as recording goes on;
+//! it never blocks recording.
+//!
+//! ```
+//! use metricz::Registry;
+//!
+//! let reg = Registry::new();
+//! let hits = reg.counter("http_requests_total", "Requests served.")?;
+//! let by_route = reg.counter_vec("route_requests_total", "Requests by route.", &["method", "status"])?;
+//! hits.inc();
+//! by_route.with(&["GET", "200"])?.inc();
+//! by_route.with(&["GET", "200"])?.add(2);
+//! by_route.with(&["POST", "500"])?.inc();
+//!
+//! let mut buf = String::new();
+//! reg.encode_prometheus(&mut buf)?;
+//! assert!(buf.contains("route_requests_total{method=\"GET\",status=\"200\"} 3\n"));
+//! assert!(buf.contains("# TYPE http_requests_total counter\nhttp_requests_total 1\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod family;
+mod hash;
+mod map;
+mod recorder;
+
+pub use error::{MetricKind, RegistryError};
+pub use family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec};
+pub use recorder::OperationRecorder;
+
+use crate::primitive::{Arc, Mutex};
+use crate::{Counter, Gauge, Histogram, Timer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The label that marks a family's overflow series.
+pub const OVERFLOW_LABEL: &str = "metricz_overflow";
+
+/// Series per family before new label values go to the overflow series.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 10_000;
+
+/// Named metric families; cheap to clone (clones share), `Send + Sync`.
+///
+/// See the [module docs](self).
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    families: Mutex<BTreeMap<String, AnyFamily>>,
+    seed: u64,
+    limit: usize,
+}
+
+/// A family of any kind, as the registry stores it.
+#[derive(Clone, Debug)]
+pub(crate) enum AnyFamily {
+    Counter(Family<Counter>),
+    Gauge(Family<Gauge>),
+    Histogram(Family<Histogram>),
+    Timer(Family<Timer>),
+}
+
+impl AnyFamily {
+    fn kind(&self) -> MetricKind {
+        match self {
+            AnyFamily::Counter(_) => MetricKind::Counter,
+            AnyFamily::Gauge(_) => MetricKind::Gauge,
+            AnyFamily::Histogram(_) => MetricKind::Histogram,
+            AnyFamily::Timer(_) => MetricKind::Timer,
+        }
+    }
+
+    fn label_names(&self) -> &[String] {
+        match self {
+            AnyFamily::Counter(f) => f.label_names(),
+            AnyFamily::Gauge(f) => f.label_names(),
+            AnyFamily::Histogram(f) => f.label_names(),
+            AnyFamily::Timer(f) => f.label_names(),
+        }
+    }
+}
+
+/// Converts between a typed family and [`AnyFamily`].
+trait Stored: Metric + Sized {
+    fn wrap(family: Family<Self>) -> AnyFamily;
+    fn unwrap(family: &AnyFamily) -> Option<&Family<Self>>;
+    fn make() -> Box<dyn Fn() -> Self + Send + Sync>;
+}
+
+macro_rules! stored {
+    ($ty:ident) => {
+        impl Stored for $ty {
+            fn wrap(family: Family<Self>) -> AnyFamily {
+                AnyFamily::$ty(family)
+            }
+            fn unwrap(family: &AnyFamily) -> Option<&Family<Self>> {
+                match family {
+                    AnyFamily::$ty(f) => Some(f),
+                    _ => None,
+                }
+            }
+            fn make() -> Box<dyn Fn() -> Self + Send + Sync> {
+                Box::new($ty::new)
+            }
+        }
+    };
+}
+stored!(Counter);
+stored!(Gauge);
+stored!(Histogram);
+stored!(Timer);
+
+impl Registry {
+    /// An empty registry with the default cardinality limit.
+    pub fn new() -> Self {
+        Self::with_cardinality_limit(DEFAULT_CARDINALITY_LIMIT)
+    }
+
+    /// An empty registry whose families hold at most `limit` series each
+    /// (at least 1).
+    pub fn with_cardinality_limit(limit: usize) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                families: Mutex::new(BTreeMap::new()),
+                seed: hash::random_seed(),
+                limit: limit.max(1),
+            }),
+        }
+    }
+
+    fn family<M: Stored>(
+        &self,
+        name: &str,
+        help: &str,
+        unit: Option<&str>,
+        labels: &[&str],
+    ) -> Result<Family<M>, RegistryError> {
+        error::check_metric_name(name)?;
+        error::check_label_names(labels)?;
+        if let Some(unit) = unit {
+            error::check_unit(unit)?;
+        }
+        let mut families = self
+            .inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = families.get(name) {
+            let Some(family) = M::unwrap(existing) else {
+                return Err(RegistryError::KindConflict {
+                    name: name.to_string(),
+                    registered: existing.kind(),
+                    requested: M::KIND,
+                });
+            };
+            if existing.label_names() != labels {
+                return Err(RegistryError::LabelNamesConflict {
+                    name: name.to_string(),
+                    registered: existing.label_names().to_vec(),
+                    requested: labels.iter().map(|l| l.to_string()).collect(),
+                });
+            }
+            return Ok(family.clone());
+        }
+        let family = Family::new(
+            name.to_string(),
+            help.to_string(),
+            unit.map(str::to_string),
+            labels.iter().map(|l| l.to_string()).collect(),
+            self.inner.limit,
+            self.inner.seed,
+            M::make(),
+        );
+        families.insert(name.to_string(), M::wrap(family.clone()));
+        Ok(family)
+    }
+
+    fn single<M: Stored + Clone>(
+        &self,
+        name: &str,
+        help: &str,
+        unit: Option<&str>,
+    ) -> Result<M, RegistryError> {
+        let family = self.family::<M>(name, help, unit, &[])?;
+        let series = family.with(&[])?;
+        Ok((*series).clone())
+    }
+
+    /// The counter `name` (created on first use); the handle shares it.
+    pub fn counter(&self, name: &str, help: &str) -> Result<Counter, RegistryError> {
+        self.single(name, help, None)
+    }
+
+    /// The counter family `name` with label names `labels`.
+    pub fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<CounterVec, RegistryError> {
+        self.family(name, help, None, labels)
+    }
+
+    /// The gauge `name`; the handle shares it.
+    pub fn gauge(&self, name: &str, help: &str) -> Result<Gauge, RegistryError> {
+        self.single(name, help, None)
+    }
+
+    /// The gauge family `name` with label names `labels`.
+    pub fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVec, RegistryError> {
+        self.family(name, help, None, labels)
+    }
+
+    /// The histogram `name` (default configuration); the handle shares it.
+    pub fn histogram(&self, name: &str, help: &str) -> Result<Histogram, RegistryError> {
+        self.single(name, help, None)
+    }
+
+    /// The histogram family `name` with label names `labels`.
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<HistogramVec, RegistryError> {
+        self.family(name, help, None, labels)
+    }
+
+    /// The timer `name` (nanoseconds, exported in seconds); the handle
+    /// shares it.
+    pub fn timer(&self, name: &str, help: &str) -> Result<Timer, RegistryError> {
+        self.single(name, help, Some("seconds"))
+    }
+
+    /// The timer family `name` with label names `labels`.
+    pub fn timer_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<TimerVec, RegistryError> {
+        self.family(name, help, Some("seconds"), labels)
+    }
+
+    /// A counter family with a unit (exported in `# UNIT` by OpenMetrics).
+    pub fn counter_vec_with_unit(
+        &self,
+        name: &str,
+        help: &str,
+        unit: &str,
+        labels: &[&str],
+    ) -> Result<CounterVec, RegistryError> {
+        self.family(name, help, Some(unit), labels)
+    }
+
+    /// A gauge family with a unit.
+    pub fn gauge_vec_with_unit(
+        &self,
+        name: &str,
+        help: &str,
+        unit: &str,
+        labels: &[&str],
+    ) -> Result<GaugeVec, RegistryError> {
+        self.family(name, help, Some(unit), labels)
+    }
+
+    /// A histogram family with a unit.
+    pub fn histogram_vec_with_unit(
+        &self,
+        name: &str,
+        help: &str,
+        unit: &str,
+        labels: &[&str],
+    ) -> Result<HistogramVec, RegistryError> {
+        self.family(name, help, Some(unit), labels)
+    }
+
+    /// Every family, sorted by name. Takes the registration lock only to
+    /// clone the family handles.
+    pub(crate) fn families(&self) -> Vec<AnyFamily> {
+        self.inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Appends the Prometheus text exposition (format 0.0.4) of every
+    /// family to `buf`. Counters and gauges as such; histograms and timers
+    /// as summaries (quantiles 0.5, 0.9, 0.99, `_sum`, `_count`; timers in
+    /// seconds). Never blocks recording.
+    pub fn encode_prometheus(&self, buf: &mut String) -> fmt::Result {
+        crate::export::prometheus::encode(self, buf)
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("families", &self.families().len())
+            .field("cardinality_limit", &self.inner.limit)
+            .finish()
+    }
+}
