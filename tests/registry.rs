@@ -1058,3 +1058,40 @@ fn operation_recorder_keeps_statuses_and_error_types_apart() {
     reg.gauge("web_operations_total", "taken").unwrap();
     assert!(OperationRecorder::new(&reg, "web").is_err());
 }
+
+#[test]
+fn idle_series_are_evicted_at_collection_time_only_when_enabled() {
+    let reg = Registry::new();
+    let plain = reg.counter("plain_total", "Never evicted.").unwrap();
+    let family = reg.counter_vec("hits_total", "Hits.", &["route"]).unwrap();
+    let busy = (*family.with(&["busy"]).unwrap()).clone();
+    family.with(&["quiet"]).unwrap().inc();
+    busy.inc();
+    let mut buf = String::new();
+    // Off by default: any number of collections evicts nothing.
+    for _ in 0..5 {
+        buf.clear();
+        reg.encode_prometheus(&mut buf).unwrap();
+    }
+    assert_eq!(family.len(), 2);
+    assert_eq!(reg.evict_idle(), 0);
+
+    reg.set_idle_eviction(2);
+    // Collection 1 records each series' activity; "quiet" then stays
+    // unchanged for two more collections while "busy" keeps counting.
+    for round in 1..=3 {
+        busy.inc();
+        buf.clear();
+        reg.encode_prometheus(&mut buf).unwrap();
+        let quiet_exported = buf.contains("hits_total{route=\"quiet\"}");
+        assert_eq!(quiet_exported, round < 3, "round {round}: {buf}");
+        assert!(buf.contains("hits_total{route=\"busy\"}"), "round {round}");
+    }
+    assert_eq!(family.len(), 1);
+    // The unlabelled counter is never evicted, however idle.
+    assert!(buf.contains("plain_total 0\n"));
+    plain.inc();
+    // Looking the evicted series up again starts a fresh one.
+    assert_eq!(family.with(&["quiet"]).unwrap().get(), 0);
+    assert_eq!(family.len(), 2);
+}

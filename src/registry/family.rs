@@ -14,6 +14,11 @@ use std::ops::Deref;
 pub trait Metric: Send + Sync + 'static + sealed::Sealed {
     /// The kind this type registers as.
     const KIND: MetricKind;
+
+    /// A fingerprint that changes whenever the metric is written (for idle
+    /// eviction): a counter's value, a gauge's bits, a histogram's count.
+    #[doc(hidden)]
+    fn activity(&self) -> u64;
 }
 
 mod sealed {
@@ -26,15 +31,27 @@ mod sealed {
 
 impl Metric for Counter {
     const KIND: MetricKind = MetricKind::Counter;
+    fn activity(&self) -> u64 {
+        self.get()
+    }
 }
 impl Metric for Gauge {
     const KIND: MetricKind = MetricKind::Gauge;
+    fn activity(&self) -> u64 {
+        self.get().to_bits()
+    }
 }
 impl Metric for Histogram {
     const KIND: MetricKind = MetricKind::Histogram;
+    fn activity(&self) -> u64 {
+        self.snapshot().count()
+    }
 }
 impl Metric for Timer {
     const KIND: MetricKind = MetricKind::Timer;
+    fn activity(&self) -> u64 {
+        self.snapshot().count()
+    }
 }
 
 /// A family of counters, one per label values.
@@ -202,6 +219,38 @@ impl<M: Metric> Family<M> {
     /// The label names, in order.
     pub fn label_names(&self) -> &[String] {
         &self.inner.label_names
+    }
+
+    /// Removes the series whose metric has not changed over the last
+    /// `collections` calls (counting this one); returns how many. Runs at
+    /// collection time only: the recording path pays nothing for it. An
+    /// increment racing the eviction of a series lands in the detached
+    /// metric and is not exported; the next lookup of those label values
+    /// creates a fresh series.
+    pub fn evict_idle(&self, collections: u32) -> usize {
+        let inner = &*self.inner;
+        let guard = inner.map.pin();
+        let mut idle: Vec<Vec<String>> = Vec::new();
+        inner.map.for_each(&guard, |node| {
+            let now = node.value.activity();
+            // Relaxed: only collection reads and writes these two words, and
+            // collections of one family are not expected to overlap; if they
+            // do, eviction is merely early or late by one collection.
+            if node.seen.swap(now, Relaxed) == now {
+                if node.idle.fetch_add(1, Relaxed) + 1 >= u64::from(collections) {
+                    idle.push(node.labels().iter().map(|l| l.to_string()).collect());
+                }
+            } else {
+                node.idle.store(0, Relaxed);
+            }
+        });
+        drop(guard);
+        idle.iter()
+            .filter(|labels| {
+                let values: Vec<&str> = labels.iter().map(String::as_str).collect();
+                inner.map.remove(&values, &inner.map.pin())
+            })
+            .count()
     }
 
     /// Calls `f` with every series' label values and metric, sorted by label

@@ -26,7 +26,7 @@
 //!   Writers that meet a frozen slot wait for that one growth to finish
 //!   (lock, unlock) and retry on the new table; readers never wait.
 
-use crate::primitive::{AtomicUsize, Mutex, Ordering::*};
+use crate::primitive::{AtomicU64, AtomicUsize, Mutex, Ordering::*};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
 /// Tag of a frozen slot (sealed empty, or live node in a table being
@@ -43,6 +43,11 @@ pub(crate) struct Node<V> {
     hash: u64,
     labels: Box<[Box<str>]>,
     pub(crate) value: V,
+    /// The metric's activity fingerprint at the last collection, and how
+    /// many collections in a row found it unchanged. Written only at
+    /// collection time (idle eviction), never when recording.
+    pub(crate) seen: AtomicU64,
+    pub(crate) idle: AtomicU64,
 }
 
 impl<V> Node<V> {
@@ -233,6 +238,8 @@ impl<V> SeriesMap<V> {
                         hash,
                         labels: values.iter().map(|v| Box::from(*v)).collect(),
                         value: make(),
+                        seen: AtomicU64::new(0),
+                        idle: AtomicU64::new(0),
                     })
                 });
                 // Release publishes the node's contents (pairs with the

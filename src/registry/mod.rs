@@ -65,7 +65,7 @@ pub use error::{MetricKind, RegistryError};
 pub use family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec};
 pub use recorder::OperationRecorder;
 
-use crate::primitive::{Arc, Mutex};
+use crate::primitive::{Arc, AtomicU32, Mutex, Ordering::Relaxed};
 use crate::{Counter, Gauge, Histogram, Timer};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -88,6 +88,8 @@ struct Inner {
     families: Mutex<BTreeMap<String, AnyFamily>>,
     seed: u64,
     limit: usize,
+    /// Evict series unchanged for this many collections (0: never).
+    idle_collections: AtomicU32,
 }
 
 /// A family of any kind, as the registry stores it.
@@ -163,6 +165,7 @@ impl Registry {
                 families: Mutex::new(BTreeMap::new()),
                 seed: hash::random_seed(),
                 limit: limit.max(1),
+                idle_collections: AtomicU32::new(0),
             }),
         }
     }
@@ -319,6 +322,35 @@ impl Registry {
         self.family(name, help, Some(unit), labels)
     }
 
+    /// Turns on idle-series eviction: each collection
+    /// ([`encode_prometheus`](Self::encode_prometheus) or
+    /// [`evict_idle`](Self::evict_idle)) removes the labelled series whose
+    /// value has not changed over the last `collections` collections
+    /// (0 turns eviction off, the default). Unlabelled metrics are never
+    /// evicted. Decided at collection time; recording pays nothing for it.
+    pub fn set_idle_eviction(&self, collections: u32) {
+        self.inner.idle_collections.store(collections, Relaxed);
+    }
+
+    /// One eviction pass (see [`set_idle_eviction`](Self::set_idle_eviction));
+    /// returns how many series were removed. A no-op while eviction is off.
+    pub fn evict_idle(&self) -> usize {
+        let collections = self.inner.idle_collections.load(Relaxed);
+        if collections == 0 {
+            return 0;
+        }
+        self.families()
+            .iter()
+            .map(|family| match family {
+                AnyFamily::Counter(f) if !f.label_names().is_empty() => f.evict_idle(collections),
+                AnyFamily::Gauge(f) if !f.label_names().is_empty() => f.evict_idle(collections),
+                AnyFamily::Histogram(f) if !f.label_names().is_empty() => f.evict_idle(collections),
+                AnyFamily::Timer(f) if !f.label_names().is_empty() => f.evict_idle(collections),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Every family, sorted by name. Takes the registration lock only to
     /// clone the family handles.
     pub(crate) fn families(&self) -> Vec<AnyFamily> {
@@ -335,7 +367,9 @@ impl Registry {
     /// family to `buf`. Counters and gauges as such; histograms and timers
     /// as summaries (quantiles 0.5, 0.9, 0.99, `_sum`, `_count`; timers in
     /// seconds). Never blocks recording.
+    /// Runs an idle-eviction pass first if eviction is on.
     pub fn encode_prometheus(&self, buf: &mut String) -> fmt::Result {
+        self.evict_idle();
         crate::export::prometheus::encode(self, buf)
     }
 }
