@@ -35,6 +35,9 @@ where
     let executions = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = executions.clone();
     let mut builder = loom::model::Builder::new();
+    // Growth paths (freeze, copy, publish, writers waiting on the growth
+    // lock) take more scheduling decisions than loom's default 1 000.
+    builder.max_branches = 200_000;
     if preemptions.is_some() {
         builder.preemption_bound = preemptions;
     }

@@ -79,8 +79,9 @@ fn m2_lookup_racing_removal_is_safe() {
     });
 }
 
-/// M3: a lookup racing growth (the second insert doubles the 2-slot table)
-/// finds the existing series and its increment lands.
+/// M3: a lookup racing growth (the second insert freezes the 2-slot table
+/// and copies it to a 16-slot one) finds the existing series and its
+/// increment lands.
 #[test]
 fn m3_lookup_racing_growth_finds_every_series() {
     explore("M3 registry lookup vs growth", || {
@@ -114,5 +115,50 @@ fn m4_cardinality_limit_holds_under_racing_inserts() {
         // series: each holds one increment.
         let total: u64 = ["a", "b"].iter().map(|r| value(&f, r)).sum();
         assert_eq!(total, 2);
+    });
+}
+
+/// M5: an insert racing growth is not lost: while one thread's insert of a
+/// second series triggers growth (freezing the 2-slot table and copying it
+/// to a new one), another inserts a third; afterwards all three exist once,
+/// with their increments.
+#[test]
+fn m5_insert_racing_growth_is_not_lost() {
+    explore("M5 registry insert vs growth", || {
+        let f = family(10);
+        f.with(&["a"]).unwrap().inc();
+        let threads = spawn_incs(&f, &["b"]);
+        f.with(&["c"]).unwrap().inc();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(f.len(), 3);
+        for route in ["a", "b", "c"] {
+            assert_eq!(value(&f, route), 1, "{route}");
+        }
+    });
+}
+
+/// M6: an insert racing `clear` is either cleared or kept, never lost in
+/// the retired table: the series `clear` removed plus those left add up to
+/// every series inserted. (`clear` freezes empty slots too; an insert that
+/// could still land in the old table after the freeze would be in neither.)
+#[test]
+fn m6_insert_racing_clear_is_cleared_or_kept() {
+    explore("M6 registry insert vs clear", || {
+        let f = family(10);
+        f.with(&["a"]).unwrap().inc();
+        let inserter = spawn_incs(&f, &["b"]);
+        let cleared = f.clear();
+        for t in inserter {
+            t.join().unwrap();
+        }
+        // `remove` probes without inserting: which series are really left.
+        let left = ["a", "b"]
+            .iter()
+            .filter(|route| f.remove(&[route]).unwrap())
+            .count();
+        assert_eq!(cleared + left, 2);
+        assert_eq!(f.len(), 0);
     });
 }

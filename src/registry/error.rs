@@ -33,8 +33,12 @@ pub enum RegistryError {
     InvalidMetricName(String),
     /// A label name must match `[a-zA-Z_][a-zA-Z0-9_]*`.
     InvalidLabelName(String),
-    /// Label names starting with `__` are reserved for Prometheus.
+    /// Label names starting with `__` are reserved for Prometheus, and
+    /// `quantile`, `le` and `metricz_overflow` for the exposition.
     ReservedLabelName(String),
+    /// Metric names starting with `metricz_` are reserved for the
+    /// registry's own metrics.
+    ReservedMetricName(String),
     /// A family's label names must differ from each other.
     DuplicateLabelName(String),
     /// A unit must match `[a-zA-Z0-9_]+`.
@@ -76,6 +80,9 @@ impl fmt::Display for RegistryError {
                 write!(f, "label name {n:?} starts with the reserved prefix \"__\"")
             }
             RegistryError::DuplicateLabelName(n) => write!(f, "label name {n:?} given twice"),
+            RegistryError::ReservedMetricName(n) => {
+                write!(f, "metric name {n:?} uses the reserved prefix \"metricz_\"")
+            }
             RegistryError::InvalidUnit(u) => write!(f, "invalid unit {u:?}"),
             RegistryError::KindConflict {
                 name,
@@ -109,14 +116,21 @@ fn valid_name(name: &str, colons: bool) -> bool {
     matches!(chars.next(), Some(c) if ok_first(c)) && chars.all(ok_rest)
 }
 
-/// Checks a metric name against the Prometheus rules.
+/// Checks a metric name against the Prometheus rules; names starting with
+/// `metricz_` are reserved for the registry's own metrics.
 pub(crate) fn check_metric_name(name: &str) -> Result<(), RegistryError> {
-    if valid_name(name, true) {
-        Ok(())
-    } else {
+    if !valid_name(name, true) {
         Err(RegistryError::InvalidMetricName(name.to_string()))
+    } else if name.starts_with("metricz_") {
+        Err(RegistryError::ReservedMetricName(name.to_string()))
+    } else {
+        Ok(())
     }
 }
+
+/// Label names the exposition adds itself: the overflow marker, a
+/// summary's `quantile` and a histogram's `le`.
+const RESERVED_LABELS: [&str; 3] = [super::OVERFLOW_LABEL, "quantile", "le"];
 
 /// Checks a family's label names: each valid, none reserved, no repeats, and
 /// none the overflow label.
@@ -125,7 +139,7 @@ pub(crate) fn check_label_names(names: &[&str]) -> Result<(), RegistryError> {
         if !valid_name(name, false) {
             return Err(RegistryError::InvalidLabelName(name.to_string()));
         }
-        if name.starts_with("__") || *name == super::OVERFLOW_LABEL {
+        if name.starts_with("__") || RESERVED_LABELS.contains(name) {
             return Err(RegistryError::ReservedLabelName(name.to_string()));
         }
         if names[..i].contains(name) {
@@ -175,6 +189,16 @@ mod tests {
         assert_eq!(
             check_label_names(&["metricz_overflow"]),
             Err(RegistryError::ReservedLabelName("metricz_overflow".into()))
+        );
+        assert_eq!(
+            check_label_names(&["quantile"]),
+            Err(RegistryError::ReservedLabelName("quantile".into()))
+        );
+        assert_eq!(
+            check_metric_name("metricz_cardinality_overflow_total"),
+            Err(RegistryError::ReservedMetricName(
+                "metricz_cardinality_overflow_total".into()
+            ))
         );
         assert_eq!(
             check_label_names(&["a", "b", "a"]),

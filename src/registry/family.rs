@@ -223,33 +223,36 @@ impl<M: Metric> Family<M> {
 
     /// Removes the series whose metric has not changed over the last
     /// `collections` calls (counting this one); returns how many. Runs at
-    /// collection time only: the recording path pays nothing for it. An
-    /// increment racing the eviction of a series lands in the detached
-    /// metric and is not exported; the next lookup of those label values
-    /// creates a fresh series.
+    /// collection time only: the recording path pays nothing for it.
+    ///
+    /// "Changed" means its activity fingerprint moved: a counter's value, a
+    /// histogram's count, a gauge's value — so a gauge set to the same
+    /// value every interval looks idle. An evicted series is detached like
+    /// a removed one: handles cloned from it keep counting into the
+    /// detached metric, which is no longer exported (look the series up
+    /// again instead of keeping handles when eviction is on); an increment
+    /// racing the eviction may land there too. The next lookup of those
+    /// label values creates a fresh series. Overlapping collections of one
+    /// family each count towards `collections`.
     pub fn evict_idle(&self, collections: u32) -> usize {
         let inner = &*self.inner;
         let guard = inner.map.pin();
-        let mut idle: Vec<Vec<String>> = Vec::new();
+        let mut idle: Vec<&Node<M>> = Vec::new();
         inner.map.for_each(&guard, |node| {
             let now = node.value.activity();
-            // Relaxed: only collection reads and writes these two words, and
-            // collections of one family are not expected to overlap; if they
-            // do, eviction is merely early or late by one collection.
+            // Relaxed: only collection reads and writes these two words.
             if node.seen.swap(now, Relaxed) == now {
                 if node.idle.fetch_add(1, Relaxed) + 1 >= u64::from(collections) {
-                    idle.push(node.labels().iter().map(|l| l.to_string()).collect());
+                    idle.push(node);
                 }
             } else {
                 node.idle.store(0, Relaxed);
             }
         });
-        drop(guard);
-        idle.iter()
-            .filter(|labels| {
-                let values: Vec<&str> = labels.iter().map(String::as_str).collect();
-                inner.map.remove(&values, &inner.map.pin())
-            })
+        // Remove exactly the nodes found idle (still protected by `guard`),
+        // not newer series that took their label values meanwhile.
+        idle.into_iter()
+            .filter(|node| inner.map.remove_node(node, &guard))
             .count()
     }
 

@@ -253,7 +253,7 @@ impl<V> SeriesMap<V> {
                         // `defer_destroy`, after this guard is gone.
                         let node = unsafe { installed.deref() };
                         if used * 4 > table.slots.len() * 3 {
-                            self.grow(guard);
+                            self.grow(table, false, guard);
                         }
                         break 'retry Insert::Series(node);
                     }
@@ -263,8 +263,9 @@ impl<V> SeriesMap<V> {
                     }
                 }
             }
-            // Probed the whole table without a free slot.
-            self.grow(guard);
+            // Probed the whole table without a free slot: grow it, even if
+            // `used` lags (an installer between its CAS and its count).
+            self.grow(table, true, guard);
         };
         if reserved {
             self.len.fetch_sub(1, Relaxed);
@@ -275,7 +276,24 @@ impl<V> SeriesMap<V> {
     /// Removes the series for `values`; true if it was present. The node is
     /// destroyed once no guard can still reach it.
     pub(crate) fn remove(&self, values: &[&str], guard: &Guard) -> bool {
-        let hash = self.hash(values);
+        self.remove_where(self.hash(values), values, |_| true, guard)
+    }
+
+    /// Removes `node` itself, if it is still in the map: not a newer series
+    /// with the same label values (idle eviction must not remove a series
+    /// created after it decided).
+    pub(crate) fn remove_node(&self, node: &Node<V>, guard: &Guard) -> bool {
+        let values: Vec<&str> = node.labels.iter().map(|l| &**l).collect();
+        self.remove_where(node.hash, &values, |n| std::ptr::eq(n, node), guard)
+    }
+
+    fn remove_where(
+        &self,
+        hash: u64,
+        values: &[&str],
+        which: impl Fn(&Node<V>) -> bool,
+        guard: &Guard,
+    ) -> bool {
         'retry: loop {
             let table = self.current(guard);
             let mask = table.mask();
@@ -295,8 +313,13 @@ impl<V> SeriesMap<V> {
                     return false;
                 }
                 // SAFETY: as in `get`.
-                if !unsafe { current.deref() }.matches(hash, values) {
+                let node = unsafe { current.deref() };
+                if !node.matches(hash, values) {
                     continue;
+                }
+                if !which(node) {
+                    // The same label values, but another series.
+                    return false;
                 }
                 // AcqRel: Acquire so this thread owns the node it retires
                 // (pairs with the install); Release keeps the tombstone
@@ -331,6 +354,10 @@ impl<V> SeriesMap<V> {
         let old = self.current(guard);
         let live = self.freeze(old, guard);
         let cleared = live.len();
+        // Before publishing the empty table, so no insert into it is refused
+        // for series that are already gone; writers meeting the frozen table
+        // wait on the growth lock meanwhile.
+        self.len.fetch_sub(cleared, Relaxed);
         self.replace(Table::new(MIN_CAPACITY), guard);
         for node in live {
             // SAFETY: the old table is frozen and replaced, so no table
@@ -338,7 +365,6 @@ impl<V> SeriesMap<V> {
             // may, so destruction is deferred past them.
             unsafe { guard.defer_destroy(node) };
         }
-        self.len.fetch_sub(cleared, Relaxed);
         cleared
     }
 
@@ -368,14 +394,17 @@ impl<V> SeriesMap<V> {
         drop(self.lock_growth());
     }
 
-    /// Replaces a full (or mostly tombstoned) table with a larger copy.
+    /// Replaces `seen` — full (`full`), or past 3/4 used — with a larger
+    /// copy, unless another writer already replaced it.
     #[cold]
-    fn grow(&self, guard: &Guard) {
+    fn grow(&self, seen: &Table<V>, full: bool, guard: &Guard) {
         let _lock = self.lock_growth();
         let old = self.current(guard);
-        let used = old.used.load(Relaxed);
-        if used * 4 <= old.slots.len() * 3 {
+        if !std::ptr::eq(old, seen) {
             // Another writer grew it while we waited for the lock.
+            return;
+        }
+        if !full && old.used.load(Relaxed) * 4 <= old.slots.len() * 3 {
             return;
         }
         let live = self.freeze(old, guard);
