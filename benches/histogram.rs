@@ -27,12 +27,7 @@ use support::HistogramStrategy;
 const WARM: u64 = support::VALUES_LEN as u64;
 
 fn contention(c: &mut Criterion) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut threads = vec![1];
-    while *threads.last().unwrap() < 2 * cores {
-        threads.push((threads.last().unwrap() * 2).min(2 * cores));
-    }
-    for &t in &threads {
+    for t in support::thread_counts() {
         let pool = support::pool(t);
         let mut group = c.benchmark_group(format!("histogram/{t}threads"));
         group.throughput(Throughput::Elements(t as u64));

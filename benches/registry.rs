@@ -28,23 +28,13 @@ mod support;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use support::{FamilyStrategy, SeriesChoice};
 
-/// 1, 2, 4, … up to twice the cores.
-fn thread_counts() -> Vec<usize> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut threads = vec![1];
-    while *threads.last().unwrap() < 2 * cores {
-        threads.push((threads.last().unwrap() * 2).min(2 * cores));
-    }
-    threads
-}
-
 fn lookup(c: &mut Criterion) {
     for choice in [SeriesChoice::Same, SeriesChoice::PerThread] {
         let prefix = match choice {
             SeriesChoice::Same => "lookup-same",
             SeriesChoice::PerThread => "lookup-own",
         };
-        for t in thread_counts() {
+        for t in support::thread_counts() {
             let pool = support::pool(t);
             let mut group = c.benchmark_group(format!("{prefix}/{t}threads"));
             group.throughput(Throughput::Elements(t as u64));
@@ -65,7 +55,7 @@ fn lookup(c: &mut Criterion) {
 }
 
 fn churn(c: &mut Criterion) {
-    for t in thread_counts() {
+    for t in support::thread_counts() {
         let pool = support::pool(t);
         let mut group = c.benchmark_group(format!("churn/{t}threads"));
         group.throughput(Throughput::Elements(t as u64));

@@ -58,7 +58,7 @@ use rayon::ThreadPool;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{FamilyStrategy, HistogramStrategy, SeriesChoice};
+use support::{cores, FamilyStrategy, HistogramStrategy, SeriesChoice};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -74,14 +74,8 @@ struct Config {
 
 impl Config {
     fn full() -> Self {
-        let cores = cores();
-        let mut threads = vec![1];
-        while threads.last().copied().unwrap_or(1) < 2 * cores {
-            let next = threads.last().copied().unwrap_or(1) * 2;
-            threads.push(next.min(2 * cores));
-        }
         Config {
-            threads,
+            threads: support::thread_counts(),
             runs: 5,
             run_time: Duration::from_millis(100),
             warm: 10_000,
@@ -174,10 +168,6 @@ impl Point {
     fn ns_per_op(&self) -> f64 {
         self.threads as f64 * 1e3 / self.median()
     }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Calibrates and times `run` (which does `ops` operations per thread on a

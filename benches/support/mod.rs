@@ -314,6 +314,22 @@ pub fn criterion_config() -> criterion::Criterion {
         .sample_size(20)
 }
 
+/// The CPUs this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The thread counts a sweep covers: 1, 2, 4, … up to twice the cores
+/// (points beyond the core count are oversubscribed).
+pub fn thread_counts() -> Vec<usize> {
+    let max = 2 * cores();
+    let mut threads = vec![1];
+    while threads[threads.len() - 1] < max {
+        threads.push((threads[threads.len() - 1] * 2).min(max));
+    }
+    threads
+}
+
 /// A rayon pool of exactly `threads` threads.
 pub fn pool(threads: usize) -> ThreadPool {
     rayon::ThreadPoolBuilder::new()
