@@ -342,60 +342,60 @@ struct MemoryRow {
     layout: String,
     series: usize,
     shards: usize,
+    /// Bytes of counter storage (measured or, for standalone counters,
+    /// series × the handle's own storage).
+    bytes: usize,
 }
 
 impl MemoryRow {
-    /// Counter storage: series × shards × the padded shard.
-    fn bytes(&self) -> usize {
-        self.series * self.shards * support::SHARD_BYTES
-    }
-
     fn mib(&self) -> f64 {
-        self.bytes() as f64 / (1024.0 * 1024.0)
+        self.bytes as f64 / (1024.0 * 1024.0)
     }
 }
 
-/// The counter storage of [`MEMORY_SERIES`] labelled counters: each series
-/// is a standalone `metricz::Counter` (the per-CPU arena is not implemented
-/// yet), so it holds its shard count × one padded shard. At 2 and 64 shards
-/// (the shard count read back from `Counter::with_shards`), and at the count
-/// a registry series gets here, read from a family of that many real series.
+/// The counter storage of [`MEMORY_SERIES`] labelled counters at 2 and 64
+/// shards: standalone `metricz::Counter`s (series × `storage_bytes()`, one
+/// padded shard per CPU), and a registry's per-CPU arena holding that many
+/// real series (`Registry::counter_arena_bytes`, 8 bytes per CPU per series
+/// in chunks of 512 slots).
 fn registry_memory() -> Result<Vec<MemoryRow>, String> {
-    let mut rows: Vec<MemoryRow> = [2, 64]
-        .into_iter()
-        .map(|shards| MemoryRow {
+    let mut rows = Vec::new();
+    for shards in [2, 64] {
+        let standalone = metricz::Counter::with_shards(shards);
+        rows.push(MemoryRow {
             layout: format!("Counter::with_shards({shards})"),
             series: MEMORY_SERIES,
-            shards: metricz::Counter::with_shards(shards).shards(),
-        })
-        .collect();
-    let family = metricz::Registry::new()
-        .counter_vec("memory_total", "Memory.", &support::LABEL_NAMES)
-        .map_err(|e| e.to_string())?;
-    let values: Vec<[String; 2]> = (0..MEMORY_SERIES)
-        .map(|i| [format!("m{}", i / 100), format!("s{}", i % 100)])
-        .collect();
-    for [a, b] in &values {
-        family.with(&[a, b]).map_err(|e| e.to_string())?.inc();
+            shards: standalone.shards(),
+            bytes: MEMORY_SERIES * standalone.storage_bytes(),
+        });
+        let reg = metricz::Registry::builder().shards(shards).build();
+        let family = reg
+            .counter_vec("memory_total", "Memory.", &support::LABEL_NAMES)
+            .map_err(|e| e.to_string())?;
+        for i in 0..MEMORY_SERIES {
+            let (a, b) = (format!("m{}", i / 100), format!("s{}", i % 100));
+            family.with(&[&a, &b]).map_err(|e| e.to_string())?.inc();
+        }
+        let shards = family
+            .with(&["m0", "s0"])
+            .map_err(|e| e.to_string())?
+            .shards();
+        rows.push(MemoryRow {
+            layout: format!("registry arena ({shards} shards)"),
+            series: family.len(),
+            shards,
+            bytes: reg.counter_arena_bytes(),
+        });
     }
-    let shards = family
-        .with(&["m0", "s0"])
-        .map_err(|e| e.to_string())?
-        .shards();
-    rows.push(MemoryRow {
-        layout: "registry default".to_string(),
-        series: family.len(),
-        shards,
-    });
     Ok(rows)
 }
 
 /// The memory table printed to stdout.
 fn memory_table(rows: &[MemoryRow]) -> String {
     let mut out = format!(
-        "counter storage of labelled series: series x shards x {} B padded shard \
-         (standalone Counter per series; per-CPU arena not implemented yet; \
-         map nodes and label strings not counted)\n",
+        "counter storage of labelled series: standalone Counter = series x shards x {} B \
+         padded shard; registry arena = installed chunks x shards x 4 KiB row \
+         (map nodes and label strings not counted)\n",
         support::SHARD_BYTES
     );
     let _ = writeln!(
@@ -410,7 +410,7 @@ fn memory_table(rows: &[MemoryRow]) -> String {
             row.layout,
             row.series,
             row.shards,
-            row.bytes(),
+            row.bytes,
             row.mib()
         );
     }
@@ -421,19 +421,18 @@ fn memory_table(rows: &[MemoryRow]) -> String {
 fn memory_csv(rows: &[MemoryRow], machine: &str) -> String {
     let mut out = format!(
         "# machine: {machine}\n\
-         # counter storage only: series x shards x size_of padded shard; standalone \
-         Counter per series (per-CPU arena not implemented yet)\n\
-         layout,series,shards,shard_bytes,counter_bytes,counter_mib\n"
+         # counter storage only: standalone Counter = series x shards x padded shard; \
+         registry arena = installed chunks x shards x 4 KiB row\n\
+         layout,series,shards,counter_bytes,counter_mib\n"
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.3}",
+            "{},{},{},{},{:.3}",
             row.layout,
             row.series,
             row.shards,
-            support::SHARD_BYTES,
-            row.bytes(),
+            row.bytes,
             row.mib()
         );
     }
@@ -935,7 +934,8 @@ mod tests {
             );
         }
 
-        // Counter storage: 10 000 series x shards x one padded shard.
+        // Counter storage: 10 000 standalone series x shards x one padded
+        // shard; the arena: 20 chunks of 512 slots x shards x one 4 KiB row.
         let shard =
             std::mem::size_of::<crossbeam_utils::CachePadded<std::sync::atomic::AtomicU64>>();
         let memory = std::fs::read_to_string(out.join("registry-memory.csv")).expect("memory csv");
@@ -947,21 +947,22 @@ mod tests {
             .collect();
         assert_eq!(rows.len(), study.memory.len());
         for shards in [2usize, 64] {
-            let row = rows
-                .iter()
-                .find(|r| r[0] == format!("Counter::with_shards({shards})"))
-                .unwrap_or_else(|| panic!("no memory row at {shards} shards"));
-            assert_eq!(row[1], "10000");
-            assert_eq!(row[2], shards.to_string());
-            assert_eq!(row[4], (10_000 * shards * shard).to_string());
+            let find = |layout: String| {
+                rows.iter()
+                    .find(|r| r[0] == layout)
+                    .unwrap_or_else(|| panic!("no memory row {layout}"))
+            };
+            let standalone = find(format!("Counter::with_shards({shards})"));
+            assert_eq!(standalone[1], "10000");
+            assert_eq!(standalone[2], shards.to_string());
+            assert_eq!(standalone[3], (10_000 * shards * shard).to_string());
+            let arena = find(format!("registry arena ({shards} shards)"));
+            assert_eq!(arena[1], "10000", "every series created");
+            assert_eq!(
+                arena[3],
+                (10_000usize.div_ceil(512) * shards * 4096).to_string()
+            );
         }
-        let default = study
-            .memory
-            .iter()
-            .find(|r| r.layout == "registry default")
-            .expect("registry default row");
-        assert_eq!(default.series, 10_000, "every series created");
-        assert_eq!(default.shards, metricz::Counter::new().shards());
         let _ = std::fs::remove_dir_all(&out);
     }
 

@@ -123,7 +123,9 @@ pub use counter::{
 pub use gauge::{Gauge, UpDownGauge};
 pub use histogram::{Histogram, HistogramBuilder, HistogramError, Snapshot, Timer};
 pub use rate::{Rate, RateError};
-pub use registry::{CounterVec, Family, GaugeVec, HistogramVec, Registry, RegistryError, TimerVec};
+pub use registry::{
+    CounterVec, Family, GaugeVec, HistogramVec, Registry, RegistryBuilder, RegistryError, TimerVec,
+};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

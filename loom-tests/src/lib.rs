@@ -109,6 +109,27 @@ impl SawPartial {
     }
 }
 
+/// Records, across all executions of one model, that some execution reached
+/// a state the model is about (e.g. an arena slot handed out again), so a
+/// model whose assertion only bites in that state is known to reach it.
+#[derive(Clone, Debug, Default)]
+pub struct Witness(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Witness {
+    /// Notes that the state was reached.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Fails the test unless some execution reached the state.
+    pub fn assert_seen(&self, what: &str) {
+        assert!(
+            self.0.load(Ordering::Relaxed),
+            "no explored execution reached: {what}"
+        );
+    }
+}
+
 /// C2: on an increment-only counter, a reader's successive `get()`s never
 /// decrease, and the value after the writers join is exact. The reader is a
 /// spawned thread racing two writers (one spawned, one the model's own

@@ -7,7 +7,7 @@
 //! | type | increment | read | memory |
 //! |---|---|---|---|
 //! | [`AtomicCounter`] | `lock xadd` on one shared word | one load | 8 bytes |
-//! | [`Counter`] | `lock xadd` on the current CPU's padded shard | sum of shards | 128 bytes × shards |
+//! | [`Counter`] | `lock xadd` on the current CPU's padded shard (or arena word) | sum of shards | 128 bytes × shards standalone; 8 bytes × shards in a registry's arena |
 //! | [`ThreadShardedCounter`] | `lock xadd` on the shard the thread index hashes to | sum of shards | 128 bytes × shards |
 //! | [`AdaptiveCounter`] | CAS on a base word; on contention, CAS on a padded cell picked by a per-thread probe | base + cells | 128 bytes (base) + 8 bytes per CPU, + 128 bytes per cell in use |
 //! | [`SingleWriterCounter`] | plain load + store on the thread's own slot | sum of slots − taken | 128 bytes per slot, in buckets of doubling size up to the highest thread index used |
@@ -32,6 +32,7 @@
 //! Prometheus reads a wrap as a counter reset.
 
 mod adaptive;
+pub(crate) mod arena;
 mod atomic;
 mod per_cpu;
 pub(crate) mod shards;

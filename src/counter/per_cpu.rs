@@ -1,6 +1,8 @@
+use super::arena::Lease;
 use super::{shards, CounterStrategy};
-use crate::primitive::Arc;
+use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
 use std::fmt;
+use std::ptr::NonNull;
 
 /// A monotonic counter sharded per CPU: the default counter of metricz.
 ///
@@ -40,8 +42,33 @@ use std::fmt;
 /// ```
 #[derive(Clone)]
 pub struct Counter {
-    shards: Arc<[shards::Shard]>,
+    /// Shard 0's word.
+    base: NonNull<AtomicU64>,
+    /// Bytes from one shard's word to the next: a padded shard for a
+    /// standalone counter, an arena row for a registry counter.
+    stride: usize,
+    /// Shards − 1 (the count is a power of two).
+    mask: usize,
+    /// Keeps the words behind `base` alive.
+    storage: Storage,
 }
+
+/// What a [`Counter`]'s words live in.
+#[derive(Clone)]
+enum Storage {
+    /// Its own array of cache-line-padded shards.
+    Padded(Arc<[shards::Shard]>),
+    /// A slot of a per-CPU arena (8 bytes per shard), given back when the
+    /// last handle drops.
+    Arena(Arc<Lease>),
+}
+
+// SAFETY: a `Counter` only reaches `AtomicU64`s (which are `Sync`) through
+// `base`, and `storage` (itself `Send + Sync`) keeps them alive for as long
+// as the counter exists.
+unsafe impl Send for Counter {}
+// SAFETY: as for `Send`; every access is atomic.
+unsafe impl Sync for Counter {}
 
 impl Counter {
     /// A counter at zero with the default shard count: the next power of two
@@ -53,14 +80,71 @@ impl Counter {
     /// A counter at zero with `shards` shards, rounded up to a power of two
     /// and clamped to `1..=65536` (0 gives one shard).
     pub fn with_shards(shards: usize) -> Self {
+        let padded: Arc<[shards::Shard]> = shards::new(shards::normalize(shards));
         Counter {
-            shards: shards::new(shards::normalize(shards)),
+            base: NonNull::from(&*padded[0]),
+            stride: std::mem::size_of::<shards::Shard>(),
+            mask: padded.len() - 1,
+            storage: Storage::Padded(padded),
+        }
+    }
+
+    /// A counter whose shard `i` is the word `stride × i` bytes after
+    /// `first`, kept alive by `lease`.
+    pub(super) fn in_arena(
+        first: &AtomicU64,
+        stride: usize,
+        shards: usize,
+        lease: Arc<Lease>,
+    ) -> Self {
+        debug_assert!(shards.is_power_of_two());
+        Counter {
+            base: NonNull::from(first),
+            stride,
+            mask: shards - 1,
+            storage: Storage::Arena(lease),
         }
     }
 
     /// The number of shards.
     pub fn shards(&self) -> usize {
-        self.shards.len()
+        self.mask + 1
+    }
+
+    /// Where the counter's words live: `Some((chunk, slot))` for a slot of a
+    /// registry's per-CPU arena, `None` for its own padded shards.
+    #[doc(hidden)]
+    pub fn arena_slot(&self) -> Option<(usize, usize)> {
+        match &self.storage {
+            Storage::Padded(_) => None,
+            Storage::Arena(lease) => Some(lease.position()),
+        }
+    }
+
+    /// Bytes of counter storage this handle reaches: shards × stride for a
+    /// standalone counter, shards × 8 bytes for an arena slot.
+    pub fn storage_bytes(&self) -> usize {
+        match self.storage {
+            Storage::Padded(ref shards) => shards.len() * self.stride,
+            Storage::Arena(_) => self.shards() * std::mem::size_of::<u64>(),
+        }
+    }
+
+    #[inline]
+    fn shard(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i <= self.mask);
+        // SAFETY: `i <= mask`, and shard `i` of both layouts is the word
+        // `i × stride` bytes after `base`, inside the allocation `storage`
+        // keeps alive (the padded array, or the arena chunk, which lives as
+        // long as the arena the lease holds).
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .cast::<u8>()
+                .add(i * self.stride)
+                .cast::<AtomicU64>()
+        }
     }
 
     /// Adds one.
@@ -72,19 +156,27 @@ impl Counter {
     /// Adds `n`, wrapping at 2<sup>64</sup>.
     #[inline]
     pub fn add(&self, n: u64) {
-        shards::add_here(&self.shards, n);
+        // Relaxed: a shard is a plain tally; nothing else is published
+        // through it.
+        self.shard(crate::cpu::current() & self.mask)
+            .fetch_add(n, Relaxed);
     }
 
     /// The count since creation or the last [`take`](Self::take): the
     /// wrapping sum of the shards.
     pub fn get(&self) -> u64 {
-        shards::sum(&self.shards)
+        // Relaxed: the sum is not a snapshot (see the counter module docs).
+        (0..=self.mask).fold(0u64, |acc, i| acc.wrapping_add(self.shard(i).load(Relaxed)))
     }
 
     /// Returns the count and resets it to zero, shard by shard with an atomic
     /// swap; no racing increment is lost or counted twice.
     pub fn take(&self) -> u64 {
-        shards::take(&self.shards)
+        // An add lands either before a shard's swap (returned here) or
+        // after it (left for the next read): one atomic RMW each.
+        (0..=self.mask).fold(0u64, |acc, i| {
+            acc.wrapping_add(self.shard(i).swap(0, Relaxed))
+        })
     }
 }
 

@@ -149,6 +149,38 @@ impl<M: Metric> Family<M> {
         })
     }
 
+    /// The series for `values` if it exists; unlike [`with`](Self::with),
+    /// never creates one (and never returns the overflow series). The same
+    /// lock-free, allocation-free lookup.
+    ///
+    /// ```
+    /// let reg = metricz::Registry::new();
+    /// let jobs = reg.counter_vec("jobs_total", "Jobs.", &["queue"])?;
+    /// assert!(jobs.get(&["mail"])?.is_none());
+    /// jobs.with(&["mail"])?.inc();
+    /// assert_eq!(jobs.get(&["mail"])?.map(|c| c.get()), Some(1));
+    /// # Ok::<(), metricz::RegistryError>(())
+    /// ```
+    pub fn get(&self, values: &[&str]) -> Result<Option<Series<'_, M>>, RegistryError> {
+        let inner = &*self.inner;
+        if values.len() != inner.label_names.len() {
+            return Err(RegistryError::LabelCountMismatch {
+                expected: inner.label_names.len(),
+                got: values.len(),
+            });
+        }
+        let guard = inner.map.pin();
+        let value: *const M = match inner.map.get(values, &guard) {
+            Some(node) => &node.value,
+            None => return Ok(None),
+        };
+        Ok(Some(Series {
+            _guard: guard,
+            value,
+            _family: PhantomData,
+        }))
+    }
+
     #[cold]
     fn insert(&self, values: &[&str], guard: &Guard) -> *const M {
         let inner = &*self.inner;
@@ -163,7 +195,10 @@ impl<M: Metric> Family<M> {
 
     /// Removes the series for `values`; `Ok(true)` if it existed. Handles
     /// cloned from it stay valid and keep counting into the detached
-    /// metric, which is no longer exported.
+    /// metric, which is no longer exported (a detached counter keeps its
+    /// arena slot until its last handle drops). A later
+    /// [`with`](Self::with) of the same values creates a fresh series that
+    /// starts at zero.
     pub fn remove(&self, values: &[&str]) -> Result<bool, RegistryError> {
         let inner = &*self.inner;
         if values.len() != inner.label_names.len() {
@@ -178,6 +213,14 @@ impl<M: Metric> Family<M> {
     /// Removes every series (not the overflow series); returns how many.
     pub fn clear(&self) -> usize {
         self.inner.map.clear(&self.inner.map.pin())
+    }
+
+    /// Pushes the epoch collector along once (for tests and models that
+    /// wait for removed series to be reclaimed): pins, flushes this
+    /// thread's deferred destructions and lets the collector advance.
+    #[doc(hidden)]
+    pub fn collect_garbage(&self) {
+        self.inner.map.pin().flush();
     }
 
     /// The number of series (not counting the overflow series).

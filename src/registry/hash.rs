@@ -31,6 +31,23 @@ fn small_word(b: &[u8]) -> u64 {
     }
 }
 
+/// Whether two label values are equal; values under 8 bytes are compared
+/// as one word each (the reads of [`small_word`] cover every byte of a
+/// value that short, so equal lengths and equal words mean equal bytes)
+/// instead of through a `memcmp` call.
+#[inline]
+pub(crate) fn value_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        small_word(a) == small_word(b)
+    } else {
+        a == b
+    }
+}
+
 /// The hash of `values` under `seed`.
 #[inline]
 pub(crate) fn hash_values(seed: u64, values: &[&str]) -> u64 {
@@ -69,6 +86,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_value_equality_sees_every_byte() {
+        let values = [
+            "", "a", "b", "ab", "ba", "aa", "abc", "abd", "xbc", "axc", "abcd", "abce", "abcde",
+            "abXde", "abcdefg", "abcXefg", "abcdefgh", "abcdefgX", "ab\u{e9}",
+        ];
+        for a in values {
+            for b in values {
+                assert_eq!(value_eq(a, b), a == b, "{a:?} vs {b:?}");
+            }
+        }
+        // Every single-byte change of every position, for lengths 1..=9.
+        for n in 1..=9usize {
+            let base: String = (0..n).map(|i| (b'a' + i as u8) as char).collect();
+            for i in 0..n {
+                let mut other = base.clone().into_bytes();
+                other[i] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                assert!(!value_eq(&base, &other), "{base} vs {other}");
+            }
+            assert!(value_eq(&base, &base.clone()));
+        }
+    }
+
+    #[test]
     fn boundaries_between_values_matter() {
         assert_ne!(hash_values(1, &["ab", "c"]), hash_values(1, &["a", "bc"]));
         assert_ne!(hash_values(1, &["", "x"]), hash_values(1, &["x", ""]));
@@ -77,7 +118,10 @@ mod tests {
         assert_ne!(hash_values(1, &["abc"]), hash_values(1, &["abd"]));
         assert_ne!(hash_values(1, &["abc"]), hash_values(1, &["xbc"]));
         assert_ne!(hash_values(1, &["abcde"]), hash_values(1, &["abXde"]));
-        assert_ne!(hash_values(1, &["abcdefghi"]), hash_values(1, &["abcdefghj"]));
+        assert_ne!(
+            hash_values(1, &["abcdefghi"]),
+            hash_values(1, &["abcdefghj"])
+        );
         assert_eq!(
             hash_values(7, &["GET", "200"]),
             hash_values(7, &["GET", "200"])

@@ -58,7 +58,11 @@ impl<V> Node<V> {
     fn matches(&self, hash: u64, values: &[&str]) -> bool {
         self.hash == hash
             && self.labels.len() == values.len()
-            && self.labels.iter().zip(values).all(|(a, b)| **a == **b)
+            && self
+                .labels
+                .iter()
+                .zip(values)
+                .all(|(a, b)| super::hash::value_eq(a, b))
     }
 }
 
