@@ -39,9 +39,10 @@
 //! lookup takes before the warm-up. Two curves per implementation: every
 //! thread on the same series, and each thread on its own series
 //! (`/own-series`). Runs check the sum of the family's counts. It then
-//! reports the counter storage of 10 000 labelled series at 2 and 64 shards
-//! (series × shards × the padded shard's `size_of`), and at the shard count
-//! a registry series gets on this machine, counted on a real family.
+//! reports the counter storage of 10 000 labelled series at 2 and 64 shards:
+//! as standalone counters (series × `Counter::storage_bytes`, a padded
+//! shard per CPU), and in a registry's per-CPU arena holding that many real
+//! series (`Registry::counter_arena_bytes`).
 //!
 //! Writes the tables to stdout, and `contention.csv`, `contention.svg`,
 //! `histogram.csv`, `histogram.svg`, `registry.csv`, `registry.svg` and
