@@ -44,6 +44,12 @@
 //! one overflow series, exported with the single label
 //! `metricz_overflow="true"`, and [`Family::overflowed`] counts those
 //! lookups (exported as `metricz_cardinality_overflow_total{family=…}`).
+//! The limit is never exceeded, even by racing inserts: each insert
+//! reserves its place before installing. The flip side, at the limit's
+//! edge: while two threads race to create the *same* new series, both hold
+//! a reservation for a moment, so a third thread creating another new
+//! series just then may be routed to the overflow series although one
+//! place would have remained.
 //!
 //! # Collection
 //!
