@@ -170,9 +170,25 @@ impl Arena {
     /// and the directory too.
     fn acquire(&self) -> Option<(usize, usize)> {
         let hint = self.hint.load(Relaxed).min(MAX_CHUNKS - 1);
-        // Chunks are installed front to back, so every entry before the
-        // hint is installed; the first empty entry met gets a new chunk.
-        for i in (hint..MAX_CHUNKS).chain(0..hint) {
+        // Chunks are installed front to back, so the installed ones are a
+        // prefix of the directory. Look for a free slot in every installed
+        // chunk, from the hint on and then before it; only when all are
+        // full, install a new chunk (a stale hint must not grow the arena
+        // while earlier chunks have room).
+        let take = |i: usize| {
+            let slot = self.chunk(i)?.take_slot()?;
+            self.hint.store(i, Relaxed);
+            Some((i, slot))
+        };
+        let installed = |i: &usize| self.chunk(*i).is_some();
+        if let Some(found) = (hint..MAX_CHUNKS)
+            .take_while(installed)
+            .chain((0..hint).take_while(installed))
+            .find_map(take)
+        {
+            return Some(found);
+        }
+        for i in 0..MAX_CHUNKS {
             let chunk = match self.chunk(i) {
                 Some(chunk) => chunk,
                 None => self.install(i),
