@@ -108,7 +108,7 @@
 
 pub mod counter;
 pub mod cpu;
-mod export;
+pub mod export;
 mod gauge;
 pub mod histogram;
 mod primitive;

@@ -343,6 +343,7 @@ fn single_metric_handles_share_the_registered_metric() -> TestResult {
     assert_eq!(sample(&text, "c_total"), Some("5"), "{text}");
     assert_eq!(sample(&text, "g"), Some("2.5"), "{text}");
     assert_eq!(sample(&text, "h_count"), Some("2"), "{text}");
+    assert_eq!(sample(&text, "h_bucket{le=\"10\"}"), Some("2"), "{text}");
     assert_eq!(sample(&text, "h_sum"), Some("12"), "{text}");
     assert_eq!(sample(&text, "t_count"), Some("2"), "{text}");
     assert_eq!(sample(&text, "t_sum"), Some("0.004"), "{text}");
@@ -943,10 +944,12 @@ fn exposition_writes_gauge_specials_and_floats() -> TestResult {
 fn exposition_of_histograms_and_timers_as_summaries() -> TestResult {
     let reg = Registry::new();
     let h = reg.histogram_vec("size_bytes", "Sizes.", &["op"])?;
+    h.set_summary(true);
     for v in [5, 7, 100] {
         h.with(&["read"])?.record(v);
     }
     let t = reg.timer_vec("latency", "Latency.", &["op"])?;
+    t.set_summary(true);
     t.with(&["get"])?.record(Duration::from_millis(2));
     t.with(&["put"])?.record(Duration::from_millis(2));
     t.with(&["put"])?.record(Duration::from_micros(500));
@@ -983,6 +986,80 @@ fn exposition_of_histograms_and_timers_as_summaries() -> TestResult {
     let get = text.find("latency{op=\"get\"").unwrap();
     let put = text.find("latency{op=\"put\"").unwrap();
     assert!(get < put);
+    Ok(())
+}
+
+/// By default histograms and timers are Prometheus histograms: cumulative
+/// buckets at the family's bounds (timers in seconds), `+Inf`, sum, count.
+#[test]
+fn exposition_of_histograms_and_timers_as_histograms() -> TestResult {
+    let reg = Registry::new();
+    let t = reg.timer_vec("request_duration_seconds", "Latency.", &["op"])?;
+    for ms in [3u64, 7, 7, 40, 2_000, 60_000] {
+        t.with(&["get"])?.record(Duration::from_millis(ms));
+    }
+    let h = reg.histogram_vec("size_bytes", "Sizes.", &["op"])?;
+    h.set_buckets(&[10.0, 100.0, 1000.0])?;
+    for v in [5, 10, 11, 100, 5_000] {
+        h.with(&["read"])?.record(v);
+    }
+    let text = expose(&reg);
+    assert!(
+        text.contains("# TYPE request_duration_seconds histogram\n"),
+        "{text}"
+    );
+    let bucket = |le: &str| {
+        sample(
+            &text,
+            &format!("request_duration_seconds_bucket{{op=\"get\",le=\"{le}\"}}"),
+        )
+        .map(str::to_string)
+    };
+    // Default bounds 0.005 … 10 s: 3 ms | 7, 7 ms | 40 ms | 2 s | 60 s.
+    let expected = [
+        ("0.005", "1"),
+        ("0.01", "3"),
+        ("0.025", "3"),
+        ("0.05", "4"),
+        ("0.1", "4"),
+        ("0.25", "4"),
+        ("0.5", "4"),
+        ("1", "4"),
+        ("2.5", "5"),
+        ("5", "5"),
+        ("10", "5"),
+        ("+Inf", "6"),
+    ];
+    for (le, count) in expected {
+        assert_eq!(bucket(le).as_deref(), Some(count), "le={le}\n{text}");
+    }
+    assert_eq!(
+        sample(&text, "request_duration_seconds_count{op=\"get\"}"),
+        Some("6")
+    );
+    assert_eq!(
+        sample(&text, "request_duration_seconds_sum{op=\"get\"}"),
+        Some("62.057")
+    );
+    let size = |le: &str| {
+        sample(
+            &text,
+            &format!("size_bytes_bucket{{op=\"read\",le=\"{le}\"}}"),
+        )
+        .map(str::to_string)
+    };
+    // A value equal to a bound is in that bucket (le is "≤").
+    assert_eq!(size("10").as_deref(), Some("2"), "{text}");
+    assert_eq!(size("100").as_deref(), Some("4"));
+    assert_eq!(size("1000").as_deref(), Some("4"));
+    assert_eq!(size("+Inf").as_deref(), Some("5"));
+    assert_eq!(h.buckets(), vec![10.0, 100.0, 1000.0]);
+    assert!(h.set_buckets(&[]).is_err());
+    assert!(h.set_buckets(&[1.0, 1.0]).is_err());
+    assert!(h.set_buckets(&[2.0, 1.0]).is_err());
+    assert!(h.set_buckets(&[1.0, f64::NAN]).is_err());
+    assert!(h.set_scale(0.0).is_err());
+    assert!(h.set_scale(f64::INFINITY).is_err());
     Ok(())
 }
 

@@ -279,6 +279,31 @@ impl Histogram {
         self.collect(true)
     }
 
+    /// Counts records per export bucket without building a snapshot (no
+    /// allocation): `per_bucket[k]` gains the records whose HDR bucket's
+    /// lowest value is at most `bounds[k]` and above `bounds[k - 1]`;
+    /// `bounds` is sorted ascending; records above the last bound are
+    /// counted only in the returned total. Returns `(count, sum)`.
+    pub(crate) fn count_into(&self, bounds: &[u64], per_bucket: &mut [u64]) -> (u64, u64) {
+        debug_assert_eq!(bounds.len(), per_bucket.len());
+        let inner = &*self.inner;
+        let (mut count, mut sum) = (0u64, 0u64);
+        for slot in inner.shards.iter() {
+            if let Some(shard) = shard::shard_if_any(slot) {
+                let totals = shard.visit(false, |index, n| {
+                    count = count.wrapping_add(n);
+                    let low = inner.layout.value_at(index);
+                    let k = bounds.partition_point(|&b| b < low);
+                    if let Some(bucket) = per_bucket.get_mut(k) {
+                        *bucket = bucket.wrapping_add(n);
+                    }
+                });
+                sum = sum.wrapping_add(totals.sum);
+            }
+        }
+        (count, sum)
+    }
+
     fn collect(&self, reset: bool) -> Snapshot {
         let inner = &*self.inner;
         let mut counts = vec![0u64; inner.layout.len];

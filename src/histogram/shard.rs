@@ -205,14 +205,19 @@ impl Shard {
     /// returns the totals. A record racing a drain lands wholly in this
     /// drain or the next, count by count: every word is swapped atomically.
     pub(crate) fn collect(&self, reset: bool, counts: &mut [u64]) -> Totals {
+        self.visit(reset, |index, count| {
+            counts[index] = counts[index].wrapping_add(count);
+        })
+    }
+
+    /// Reads (or, with `reset`, swaps to zero) every count, calling
+    /// `f(index, count)` for the non-zero ones, and returns the totals.
+    pub(crate) fn visit(&self, reset: bool, mut f: impl FnMut(usize, u64)) -> Totals {
         for (b, slot) in self.blocks.iter().enumerate() {
             // Acquire pairs with `install`'s Release.
             // SAFETY: as in `block`.
             if let Some(block) = unsafe { slot.load(Acquire).as_ref() } {
-                block.drain(reset, |offset, count| {
-                    let index = b * BLOCK_LEN + offset;
-                    counts[index] = counts[index].wrapping_add(count);
-                });
+                block.drain(reset, |offset, count| f(b * BLOCK_LEN + offset, count));
             }
         }
         if reset {

@@ -61,6 +61,21 @@ pub enum RegistryError {
         /// The label names asked for.
         requested: Vec<String>,
     },
+    /// The exposition of this family would share a sample or family name
+    /// with an existing family (e.g. a histogram `foo` writes `foo_sum`,
+    /// `foo_count` and `foo_bucket`; a counter `foo_total` is the
+    /// OpenMetrics family `foo`).
+    NameCollision {
+        /// The metric name asked for.
+        name: String,
+        /// The registered family whose exposition it would collide with.
+        existing: String,
+    },
+    /// Export bucket bounds must be non-empty, finite and strictly
+    /// increasing (the bounds as given).
+    InvalidBuckets(String),
+    /// An export scale must be positive and finite (the scale as given).
+    InvalidScale(String),
     /// A series lookup gave a different number of label values than the
     /// family has label names.
     LabelCountMismatch {
@@ -100,6 +115,17 @@ impl fmt::Display for RegistryError {
                 f,
                 "{name} is registered with labels {registered:?}, not {requested:?}"
             ),
+            RegistryError::NameCollision { name, existing } => write!(
+                f,
+                "{name} would collide with the exposition of the registered family {existing}"
+            ),
+            RegistryError::InvalidBuckets(b) => write!(
+                f,
+                "bucket bounds must be non-empty, finite and strictly increasing, got {b}"
+            ),
+            RegistryError::InvalidScale(s) => {
+                write!(f, "the export scale must be positive and finite, got {s}")
+            }
             RegistryError::LabelCountMismatch { expected, got } => {
                 write!(f, "expected {expected} label values, got {got}")
             }

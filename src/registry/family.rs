@@ -3,7 +3,7 @@
 
 use super::error::{MetricKind, RegistryError};
 use super::map::{Insert, Node, SeriesMap};
-use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
+use crate::primitive::{Arc, AtomicU64, Mutex, Ordering::Relaxed};
 use crate::{Counter, Gauge, Histogram, Timer};
 use crossbeam_epoch::Guard;
 use std::fmt;
@@ -85,6 +85,59 @@ pub(crate) struct Inner<M> {
     pub(crate) overflow: M,
     /// Lookups routed to the overflow series.
     overflowed: AtomicU64,
+    /// How collection exports the family (histograms and timers).
+    pub(crate) export: Mutex<ExportOptions>,
+    /// The series sorted by label values as of the map version it was
+    /// built at; collection rebuilds it only when series came or went, so
+    /// a steady-state scrape neither sorts nor allocates. Holds handles, so
+    /// a series removed since stays readable until the next rebuild.
+    sorted: Mutex<Sorted<M>>,
+}
+
+/// How a histogram or timer family is exported; see
+/// [`Family::set_buckets`].
+#[derive(Debug, Clone)]
+pub(crate) struct ExportOptions {
+    /// Upper bounds of the exported buckets, in the family's base unit,
+    /// strictly increasing and finite (`+Inf` is implicit).
+    pub(crate) buckets: Arc<[f64]>,
+    /// Export as a summary (quantiles) instead of a histogram.
+    pub(crate) summary: bool,
+    /// Exported value = recorded integer × `scale`.
+    pub(crate) scale: f64,
+}
+
+/// Prometheus's default buckets, in seconds: the default for timers.
+pub const DEFAULT_TIMER_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Powers of ten from 1 to 10<sup>12</sup>, in the recorded unit (times the
+/// family's scale): the default for histograms.
+pub const DEFAULT_HISTOGRAM_BUCKETS: [f64; 13] = [
+    1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+];
+
+impl ExportOptions {
+    fn for_kind(kind: MetricKind) -> Self {
+        match kind {
+            MetricKind::Timer => ExportOptions {
+                buckets: Arc::from(&DEFAULT_TIMER_BUCKETS[..]),
+                summary: false,
+                scale: 1e-9,
+            },
+            _ => ExportOptions {
+                buckets: Arc::from(&DEFAULT_HISTOGRAM_BUCKETS[..]),
+                summary: false,
+                scale: 1.0,
+            },
+        }
+    }
+}
+
+struct Sorted<M> {
+    version: Option<(u64, usize)>,
+    series: Vec<(Arc<[Box<str>]>, M)>,
 }
 
 impl<M> Clone for Family<M> {
@@ -116,6 +169,11 @@ impl<M: Metric> Family<M> {
                 make,
                 overflow,
                 overflowed: AtomicU64::new(0),
+                export: Mutex::new(ExportOptions::for_kind(M::KIND)),
+                sorted: Mutex::new(Sorted {
+                    version: None,
+                    series: Vec::new(),
+                }),
             }),
         }
     }
@@ -301,17 +359,121 @@ impl<M: Metric> Family<M> {
 
     /// Calls `f` with every series' label values and metric, sorted by label
     /// values, then the overflow series (with `None`) if it was used.
-    pub(crate) fn visit_sorted(&self, mut f: impl FnMut(Option<&[Box<str>]>, &M)) {
-        let guard = self.inner.map.pin();
-        let mut series: Vec<&Node<M>> = Vec::with_capacity(self.len());
-        self.inner.map.for_each(&guard, |node| series.push(node));
-        series.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
-        for node in series {
-            f(Some(node.labels()), &node.value);
+    ///
+    /// The sorted list is kept between calls and rebuilt only when series
+    /// were inserted or removed since (a version of the map), so a call on
+    /// an unchanged family sorts nothing and allocates nothing. Concurrent
+    /// collections of one family take turns (recording never waits).
+    pub(crate) fn visit_sorted(&self, mut f: impl FnMut(Option<&[Box<str>]>, &M))
+    where
+        M: Clone,
+    {
+        let inner = &*self.inner;
+        let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let guard = inner.map.pin();
+            let version = inner.map.version(&guard);
+            if sorted.version != Some(version) {
+                let sorted = &mut *sorted;
+                sorted.series.clear();
+                inner.map.for_each(&guard, |node| {
+                    sorted
+                        .series
+                        .push((Arc::clone(node.labels_arc()), node.value.clone()));
+                });
+                sorted.series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                sorted.version = Some(version);
+            }
         }
+        for (labels, metric) in &sorted.series {
+            f(Some(labels), metric);
+        }
+        drop(sorted);
         if self.overflowed() > 0 {
-            f(None, &self.inner.overflow);
+            f(None, &inner.overflow);
         }
+    }
+
+    /// The export options (a copy).
+    pub(crate) fn export_options(&self) -> ExportOptions {
+        self.inner
+            .export
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_export(&self, f: impl FnOnce(&mut ExportOptions)) {
+        f(&mut self.inner.export.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Export settings of histogram and timer families.
+macro_rules! export_settings {
+    ($ty:ty) => {
+        impl Family<$ty> {
+            /// Sets the upper bounds of the exported buckets, in the
+            /// family's base unit (seconds for timers): finite and strictly
+            /// increasing; `+Inf` is added. Bucket counts are derived from
+            /// the HDR counts at every scrape, so bounds can change at any
+            /// time without touching recording; a record counts towards the
+            /// first bound at or above the lower edge of its HDR bucket
+            /// (exact to the histogram's precision). Defaults:
+            /// [`DEFAULT_TIMER_BUCKETS`] for timers,
+            /// [`DEFAULT_HISTOGRAM_BUCKETS`] for histograms.
+            pub fn set_buckets(&self, bounds: &[f64]) -> Result<(), RegistryError> {
+                let valid = !bounds.is_empty()
+                    && bounds.iter().all(|b| b.is_finite())
+                    && bounds.windows(2).all(|w| w[0] < w[1]);
+                if !valid {
+                    return Err(RegistryError::InvalidBuckets(format!("{bounds:?}")));
+                }
+                self.set_export(|e| e.buckets = Arc::from(bounds));
+                Ok(())
+            }
+
+            /// Exports the family as a summary (quantiles 0.5, 0.9, 0.99,
+            /// `_sum`, `_count`) instead of a histogram when `summary`.
+            pub fn set_summary(&self, summary: bool) {
+                self.set_export(|e| e.summary = summary);
+            }
+
+            /// The exported bucket bounds.
+            pub fn buckets(&self) -> Vec<f64> {
+                self.export_options().buckets.to_vec()
+            }
+        }
+    };
+}
+export_settings!(Histogram);
+export_settings!(Timer);
+
+impl Family<Histogram> {
+    /// Declares the unit of the recorded integers: the exported value is
+    /// the recorded integer × `scale` (e.g. `1e-9` for a histogram that
+    /// records nanoseconds in a family named `…_seconds`). Positive and
+    /// finite; default 1. Timers always record nanoseconds and export
+    /// seconds.
+    ///
+    /// ```
+    /// let reg = metricz::Registry::new();
+    /// let latency = reg.histogram_vec_with_unit(
+    ///     "rpc_duration_seconds", "RPC latency.", "seconds", &["method"])?;
+    /// latency.set_scale(1e-9)?;                 // records nanoseconds
+    /// latency.set_buckets(&[0.001, 0.01, 0.1])?; // seconds
+    /// latency.with(&["get"])?.record(2_000_000); // 2 ms
+    /// let mut text = String::new();
+    /// reg.encode_prometheus(&mut text).unwrap();
+    /// assert!(text.contains("rpc_duration_seconds_bucket{method=\"get\",le=\"0.01\"} 1\n"));
+    /// assert!(text.contains("rpc_duration_seconds_sum{method=\"get\"} 0.002\n"));
+    /// # Ok::<(), metricz::RegistryError>(())
+    /// ```
+    pub fn set_scale(&self, scale: f64) -> Result<(), RegistryError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(RegistryError::InvalidScale(scale.to_string()));
+        }
+        self.set_export(|e| e.scale = scale);
+        Ok(())
     }
 }
 

@@ -26,7 +26,7 @@
 //!   Writers that meet a frozen slot wait for that one growth to finish
 //!   (lock, unlock) and retry on the new table; readers never wait.
 
-use crate::primitive::{AtomicU64, AtomicUsize, Mutex, Ordering::*};
+use crate::primitive::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering::*};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
 /// Tag of a frozen slot (sealed empty, or live node in a table being
@@ -41,7 +41,9 @@ const MIN_CAPACITY: usize = if cfg!(loom) { 2 } else { 16 };
 /// One series: its hash, its label values, and the metric.
 pub(crate) struct Node<V> {
     hash: u64,
-    labels: Box<[Box<str>]>,
+    /// Shared with collection's sorted copy, so keeping it allocates
+    /// nothing.
+    labels: Arc<[Box<str>]>,
     pub(crate) value: V,
     /// The metric's activity fingerprint at the last collection, and how
     /// many collections in a row found it unchanged. Written only at
@@ -51,7 +53,8 @@ pub(crate) struct Node<V> {
 }
 
 impl<V> Node<V> {
-    pub(crate) fn labels(&self) -> &[Box<str>] {
+    /// The label values, shared.
+    pub(crate) fn labels_arc(&self) -> &Arc<[Box<str>]> {
         &self.labels
     }
 
@@ -106,6 +109,10 @@ pub(crate) struct SeriesMap<V> {
     seed: u64,
     /// Serialises growth and clear; never taken by lookups.
     grow: Mutex<()>,
+    /// Bumped by every removal and table replacement (growth, clear);
+    /// with the current table's `used` (which every insert raises) it
+    /// tells collection whether the set of series changed.
+    changes: AtomicU64,
 }
 
 impl<V> SeriesMap<V> {
@@ -118,6 +125,7 @@ impl<V> SeriesMap<V> {
             limit,
             seed,
             grow: Mutex::new(()),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -133,6 +141,19 @@ impl<V> SeriesMap<V> {
         {
             self.collector.register().pin()
         }
+    }
+
+    /// A version of the set of series: it differs from an earlier one read
+    /// by this thread whenever a series was inserted or removed (or the
+    /// table replaced) in between, and is the same when nothing was.
+    pub(crate) fn version(&self, guard: &Guard) -> (u64, usize) {
+        // Relaxed: a change that happened before this call is visible to
+        // these loads by coherence; a racing one may or may not be, as any
+        // racing change may or may not be in a concurrent read.
+        (
+            self.changes.load(Relaxed),
+            self.current(guard).used.load(Relaxed),
+        )
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -240,7 +261,7 @@ impl<V> SeriesMap<V> {
                     let make = make.take().expect("made once");
                     Owned::new(Node {
                         hash,
-                        labels: values.iter().map(|v| Box::from(*v)).collect(),
+                        labels: values.iter().map(|v| Box::<str>::from(*v)).collect(),
                         value: make(),
                         seen: AtomicU64::new(0),
                         idle: AtomicU64::new(0),
@@ -337,6 +358,9 @@ impl<V> SeriesMap<V> {
                 ) {
                     Ok(_) => {
                         self.len.fetch_sub(1, Relaxed);
+                        // Relaxed: a tally read by collection, which needs
+                        // only to see it once the removal happened before.
+                        self.changes.fetch_add(1, Relaxed);
                         // SAFETY: unlinked by the CAS above (only one
                         // remover can win it) and unreachable from any table
                         // published later; guards pinned now may still read
@@ -458,6 +482,8 @@ impl<V> SeriesMap<V> {
 
     /// Publishes `table` and retires the old slot array (not its nodes).
     fn replace(&self, table: Table<V>, guard: &Guard) {
+        // Relaxed: as in `remove_where`.
+        self.changes.fetch_add(1, Relaxed);
         // Release publishes the new table's slots (pairs with `current`'s
         // Acquire).
         let old = self.table.swap(Owned::new(table), AcqRel, guard);

@@ -82,7 +82,11 @@ mod map;
 mod recorder;
 
 pub use error::{MetricKind, RegistryError};
-pub use family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec};
+pub(crate) use family::ExportOptions;
+pub use family::{
+    CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec,
+    DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
+};
 pub use recorder::OperationRecorder;
 
 use crate::counter::arena::Arena;
@@ -107,6 +111,9 @@ pub struct Registry {
 
 struct Inner {
     families: Mutex<BTreeMap<String, AnyFamily>>,
+    /// Reused by encodes: the family list and bucket buffers, so an encode
+    /// of an unchanged registry into a warm buffer allocates nothing.
+    encode_scratch: Mutex<(Vec<AnyFamily>, crate::export::text::Scratch)>,
     /// Storage of every counter series of this registry.
     arena: Arc<Arena>,
     seed: u64,
@@ -125,7 +132,7 @@ pub(crate) enum AnyFamily {
 }
 
 impl AnyFamily {
-    fn kind(&self) -> MetricKind {
+    pub(crate) fn kind(&self) -> MetricKind {
         match self {
             AnyFamily::Counter(_) => MetricKind::Counter,
             AnyFamily::Gauge(_) => MetricKind::Gauge,
@@ -141,6 +148,28 @@ impl AnyFamily {
             AnyFamily::Histogram(f) => f.label_names(),
             AnyFamily::Timer(f) => f.label_names(),
         }
+    }
+}
+
+/// Every family and sample name the exposition of a family `name` of
+/// `kind` writes, in Prometheus text and OpenMetrics: two families whose
+/// sets meet would produce output a parser rejects or merges.
+fn exposition_names(name: &str, kind: MetricKind) -> Vec<String> {
+    match kind {
+        MetricKind::Counter => {
+            let base = name.strip_suffix("_total").unwrap_or(name);
+            vec![
+                name.to_string(),
+                base.to_string(),
+                format!("{base}_total"),
+                format!("{base}_created"),
+            ]
+        }
+        MetricKind::Gauge => vec![name.to_string()],
+        MetricKind::Histogram | MetricKind::Timer => ["", "_bucket", "_sum", "_count", "_created"]
+            .iter()
+            .map(|suffix| format!("{name}{suffix}"))
+            .collect(),
     }
 }
 
@@ -236,6 +265,36 @@ impl Registry {
         labels: &[&str],
     ) -> Result<Family<M>, RegistryError> {
         error::check_metric_name(name)?;
+        self.family_unchecked_prefix(name, help, unit, labels)
+    }
+
+    /// A self-metric family of metricz itself (pushers' failures and drops,
+    /// …): the `metricz_` prefix, reserved to users, is allowed here.
+    #[allow(dead_code)] // the pushers' self-metrics
+    pub(crate) fn self_counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<CounterVec, RegistryError> {
+        debug_assert!(name.starts_with("metricz_"));
+        self.family_unchecked_prefix(name, help, None, labels)
+    }
+
+    /// [`family`](Self::family) without the reserved-prefix rule (the name
+    /// is still checked against the Prometheus rules).
+    fn family_unchecked_prefix<M: Stored>(
+        &self,
+        name: &str,
+        help: &str,
+        unit: Option<&str>,
+        labels: &[&str],
+    ) -> Result<Family<M>, RegistryError> {
+        if let Err(e) = error::check_metric_name(name) {
+            if !matches!(e, RegistryError::ReservedMetricName(_)) {
+                return Err(e);
+            }
+        }
         error::check_label_names(labels)?;
         if let Some(unit) = unit {
             error::check_unit(unit)?;
@@ -261,6 +320,16 @@ impl Registry {
                 });
             }
             return Ok(family.clone());
+        }
+        let wanted = exposition_names(name, M::KIND);
+        for (existing_name, existing) in families.iter() {
+            let taken = exposition_names(existing_name, existing.kind());
+            if wanted.iter().any(|n| taken.contains(n)) {
+                return Err(RegistryError::NameCollision {
+                    name: name.to_string(),
+                    existing: existing_name.clone(),
+                });
+            }
         }
         let family = Family::new(
             name.to_string(),
@@ -427,8 +496,41 @@ impl Registry {
     /// seconds). Never blocks recording.
     /// Runs an idle-eviction pass first if eviction is on.
     pub fn encode_prometheus(&self, buf: &mut String) -> fmt::Result {
+        self.encode(crate::export::Format::Prometheus, buf)
+    }
+
+    /// Appends the OpenMetrics 1.0 text exposition of every family to
+    /// `buf`, ending in `# EOF`. Runs an idle-eviction pass first if
+    /// eviction is on.
+    pub fn encode_openmetrics(&self, buf: &mut String) -> fmt::Result {
+        self.encode(crate::export::Format::OpenMetrics, buf)
+    }
+
+    /// Appends the exposition of every family in `format` to `buf` (see
+    /// [`encode_prometheus`](Self::encode_prometheus) and
+    /// [`encode_openmetrics`](Self::encode_openmetrics)).
+    pub fn encode(&self, format: crate::export::Format, buf: &mut String) -> fmt::Result {
         self.evict_idle();
-        crate::export::prometheus::encode(self, buf)
+        // One encode at a time reuses the scratch; a concurrent one gets
+        // fresh buffers rather than waiting.
+        let mut fresh = Default::default();
+        let mut guard = self.inner.encode_scratch.try_lock().ok();
+        let (families, scratch) = match guard.as_deref_mut() {
+            Some(reused) => reused,
+            None => &mut fresh,
+        };
+        families.clear();
+        families.extend(
+            self.inner
+                .families
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        let result = crate::export::text::encode(self, format, families, scratch, buf);
+        families.clear();
+        result
     }
 }
 
@@ -464,6 +566,7 @@ impl RegistryBuilder {
         Registry {
             inner: Arc::new(Inner {
                 families: Mutex::new(BTreeMap::new()),
+                encode_scratch: Mutex::new(Default::default()),
                 arena: Arena::new(shards),
                 seed: hash::random_seed(),
                 limit: self.limit.max(1),

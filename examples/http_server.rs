@@ -1,0 +1,2 @@
+//! Being written (issue 5): the HTTP endpoint example.
+fn main() {}
