@@ -9,7 +9,7 @@
 //! - InfluxDB line protocol ([`influx`]), StatsD and DogStatsD
 //!   ([`statsd`]), and the resilient background pushers for both
 //!   ([`push`]).
-//! - The HTTP endpoint ([`http`], feature `http`).
+//! - The HTTP endpoint (`metricz::export::http`, feature `http`).
 //!
 //! Every exporter reads the registry through the same read-only walk:
 //! families sorted by name, each family's series sorted by label values,
