@@ -6,6 +6,7 @@
 //!   [`Registry::encode_openmetrics`](crate::Registry::encode_openmetrics),
 //!   [`Registry::encode`](crate::Registry::encode) with a [`Format`]
 //!   (chosen from an HTTP `Accept` header by [`Format::negotiate`]).
+//! - A JSON snapshot ([`json`], `Registry::to_json`).
 //! - InfluxDB line protocol ([`influx`]), StatsD and DogStatsD
 //!   ([`statsd`]), and the resilient background pushers for both
 //!   ([`push`]).
@@ -16,6 +17,7 @@
 //! then its overflow series; the walk never blocks recording.
 
 pub mod influx;
+pub mod json;
 pub(crate) mod prometheus;
 pub mod push;
 pub mod statsd;

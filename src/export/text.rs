@@ -168,7 +168,7 @@ impl Scratch {
 
 /// The largest recorded integer `v` with `v × scale ≤ bound` (saturating;
 /// 0 for bounds below zero, whose buckets stay empty; see `distribution`).
-fn threshold(bound: f64, scale: f64) -> u64 {
+pub(crate) fn threshold(bound: f64, scale: f64) -> u64 {
     let x = match inverse(scale) {
         Some(inv) => bound * inv,
         None => bound / scale,
@@ -196,7 +196,7 @@ fn inverse(scale: f64) -> Option<f64> {
 }
 
 /// A recorded integer in the family's base unit.
-fn scaled(v: u64, scale: f64) -> f64 {
+pub(crate) fn scaled(v: u64, scale: f64) -> f64 {
     match inverse(scale) {
         Some(inv) if inv != 1.0 => v as f64 / inv,
         _ => v as f64 * scale,
