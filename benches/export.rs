@@ -1,6 +1,6 @@
 //! Export benchmarks (criterion): encoding 10 000 labelled counter series as
-//! Prometheus text, metricz's `Registry::encode_prometheus` into a reused
-//! buffer against `prometheus::TextEncoder` (after `Registry::gather`, as a
+//! Prometheus text, metricz's `Registry::encode_prometheus` (and
+//! `encode_openmetrics`) into a reused buffer against `prometheus::TextEncoder` (after `Registry::gather`, as a
 //! scrape does) and `prometheus_client::encoding::text::encode`.
 //!
 //! ```text
@@ -65,6 +65,16 @@ fn encode(c: &mut Criterion) {
             text.clear();
             reg.encode_prometheus(&mut text).expect("encode");
             black_box(text.len())
+        })
+    });
+    let mut om = String::new();
+    reg.encode_openmetrics(&mut om).expect("encode");
+    check("metricz-openmetrics", &om);
+    group.bench_function("metricz-openmetrics", |b| {
+        b.iter(|| {
+            om.clear();
+            reg.encode_openmetrics(&mut om).expect("encode");
+            black_box(om.len())
         })
     });
 
