@@ -31,6 +31,15 @@ pub(crate) use loom::thread_local;
 
 pub(crate) use std::sync::atomic::Ordering;
 
+/// std's primitives in every build, for code that no loom model runs and
+/// that must work in loom builds too (the exporters' background threads and
+/// the HTTP server: loom's atomics panic outside a model).
+pub(crate) mod std_only {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
+    pub(crate) use std::sync::mpsc;
+    pub(crate) use std::sync::{Arc, Condvar, Mutex};
+}
+
 /// Reference counting is std's in every build: loom has no need to explore
 /// `Arc`'s own orderings, and std's `Arc<[T]>` keeps a counter to one
 /// allocation.

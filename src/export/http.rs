@@ -76,6 +76,8 @@
 //! [`Format::negotiate`]: crate::export::Format::negotiate
 
 use crate::export::Format;
+use crate::primitive::std_only::{Arc, AtomicBool, AtomicU64};
+use crate::primitive::Ordering::Relaxed;
 use crate::Registry;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -91,8 +93,6 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::Duration;

@@ -18,7 +18,6 @@
 
 pub mod influx;
 pub mod json;
-pub(crate) mod prometheus;
 pub mod push;
 pub mod statsd;
 pub(crate) mod text;
