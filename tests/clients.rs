@@ -154,6 +154,13 @@ fn hostile_registry() -> Registry {
         limited.with(&[&format!("q{i}")]).unwrap().inc();
     }
     reg.counter("plain_events_total", "Events.").unwrap().add(7);
+    // No help text.
+    reg.counter("quiet_total", "").unwrap().add(2);
+    reg.gauge_vec("no_help", "  ", &["k"])
+        .unwrap()
+        .with(&["v"])
+        .unwrap()
+        .set(1.0);
     reg
 }
 
@@ -248,6 +255,8 @@ fn read_back(format: Format) {
         5.0
     );
     assert_eq!(find("plain_events_total", &[]), 7.0);
+    assert_eq!(find("quiet_total", &[]), 2.0);
+    assert_eq!(find("no_help", &[("k", "v")]), 1.0);
 }
 
 proptest! {

@@ -457,6 +457,23 @@ fn every_kind_maps_to_its_fields() -> TestResult {
     let overflow = m["metricz_cardinality_overflow_total"][0];
     assert_eq!(overflow.tags, vec![("family".into(), "users_total".into())]);
     assert_eq!(field(overflow, "value"), Some(&Field::Int(2)));
+
+    // `time` and `time_` in one family stay two distinct tag keys.
+    let reg = Registry::new();
+    reg.counter_vec("both_total", "Both.", &["time", "time_"])?
+        .with(&["x", "y"])?
+        .inc();
+    let mut buf = String::new();
+    influx::encode(&reg, 1, &mut buf);
+    let points = parse_lines(&buf);
+    assert_eq!(
+        points[0].tags,
+        vec![
+            ("time_".to_string(), "x".to_string()),
+            ("time__".to_string(), "y".to_string())
+        ],
+        "{buf}"
+    );
     Ok(())
 }
 

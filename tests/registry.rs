@@ -1058,6 +1058,10 @@ fn exposition_of_histograms_and_timers_as_histograms() -> TestResult {
     assert!(h.set_buckets(&[1.0, 1.0]).is_err());
     assert!(h.set_buckets(&[2.0, 1.0]).is_err());
     assert!(h.set_buckets(&[1.0, f64::NAN]).is_err());
+    assert!(
+        h.set_buckets(&[-1.0, 1.0]).is_err(),
+        "no record is negative"
+    );
     assert!(h.set_scale(0.0).is_err());
     assert!(h.set_scale(f64::INFINITY).is_err());
     Ok(())
@@ -1171,4 +1175,42 @@ fn idle_series_are_evicted_at_collection_time_only_when_enabled() {
     // Looking the evicted series up again starts a fresh one.
     assert_eq!(family.with(&["quiet"]).unwrap().get(), 0);
     assert_eq!(family.len(), 2);
+}
+
+/// Collection keeps each family's sorted series between scrapes; a clear,
+/// a removal or new series (also after the table grew) must show in the
+/// next scrape.
+#[test]
+fn exposition_follows_clear_remove_and_growth() -> TestResult {
+    let reg = Registry::new();
+    let f = reg.counter_vec("changes_total", "Changes.", &["k"])?;
+    for k in ["a", "b", "c"] {
+        f.with(&[k])?.inc();
+    }
+    let keys = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("changes_total{k=\""))
+            .map(|l| l.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&expose(&reg)), ["a", "b", "c"]);
+    assert_eq!(f.clear(), 3);
+    for k in ["x", "y", "z"] {
+        f.with(&[k])?.inc();
+    }
+    assert_eq!(keys(&expose(&reg)), ["x", "y", "z"]);
+    assert!(f.remove(&["y"])?);
+    assert_eq!(keys(&expose(&reg)), ["x", "z"]);
+    // Enough series to grow the table several times, then remove some.
+    let many: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
+    for k in &many {
+        f.with(&[k])?.inc();
+    }
+    for k in &many[..50] {
+        f.remove(&[k])?;
+    }
+    let mut expected: Vec<String> = many[50..].to_vec();
+    expected.extend(["x".to_string(), "z".to_string()]);
+    assert_eq!(keys(&expose(&reg)), expected);
+    Ok(())
 }

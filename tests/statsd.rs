@@ -642,3 +642,49 @@ fn a_line_too_long_for_udp_is_dropped_without_blocking_the_others() -> TestResul
     );
     Ok(())
 }
+
+/// A series removed and created again under the same labels is a new
+/// series: its whole value is sent, even when it has grown past the old
+/// series' baseline (a delta against the old baseline would lose counts).
+#[test]
+fn a_recreated_series_sends_its_whole_value() -> TestResult {
+    let reg = Registry::new();
+    let jobs = reg.counter_vec("jobs_total", "Jobs.", &["queue"])?;
+    jobs.with(&["mail"])?.add(3);
+    let format = StatsdFormat::new();
+    let mut deltas = Deltas::new();
+    let first = encode(&reg, &format, &mut deltas);
+    let values = |lines: &[Line]| -> Vec<f64> {
+        lines
+            .iter()
+            .filter(|l| l.kind == "c" && l.name.starts_with("jobs_total"))
+            .map(|l| l.value)
+            .collect()
+    };
+    assert_eq!(values(&first), vec![3.0]);
+    assert!(jobs.remove(&["mail"])?);
+    jobs.with(&["mail"])?.add(5);
+    let second = encode(&reg, &format, &mut deltas);
+    assert_eq!(values(&second), vec![5.0], "{second:?}");
+    // And the same series again is a delta.
+    jobs.with(&["mail"])?.add(2);
+    let third = encode(&reg, &format, &mut deltas);
+    assert_eq!(values(&third), vec![2.0], "{third:?}");
+    // The overflow self-metric keeps its baseline across pushes.
+    let limited = Registry::builder().cardinality_limit(1).build();
+    let f = limited.counter_vec("x_total", "X.", &["k"])?;
+    f.with(&["a"])?.inc();
+    f.with(&["b"])?.inc(); // overflow
+    let mut deltas = Deltas::new();
+    let overflow = |lines: &[Line]| -> Vec<f64> {
+        lines
+            .iter()
+            .filter(|l| l.name.starts_with("metricz_cardinality_overflow_total"))
+            .map(|l| l.value)
+            .collect()
+    };
+    assert_eq!(overflow(&encode(&limited, &format, &mut deltas)), vec![1.0]);
+    f.with(&["c"])?.inc();
+    assert_eq!(overflow(&encode(&limited, &format, &mut deltas)), vec![1.0]);
+    Ok(())
+}

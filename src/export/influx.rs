@@ -19,7 +19,8 @@
 //! A family's overflow series is tagged `metricz_overflow=true`, and the
 //! overflow counts are points of `metricz_cardinality_overflow_total` with
 //! a `family` tag, as in the Prometheus exposition. A label named `time`
-//! (a key InfluxDB 1.x refuses) is written as `time_`.
+//! (a key InfluxDB 1.x refuses) is written as `time_` (and `time_` as
+//! `time__`, …, so two labels never share a key).
 //!
 //! ```
 //! use metricz::export::influx;
@@ -496,12 +497,16 @@ impl<'g> TagPlan<'g> {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let key = if name == "time" {
-                    "time_"
+                // InfluxDB 1.x refuses a tag key `time`: `time`, `time_`,
+                // `time__`, … each get one more underscore, so the mapping
+                // stays one-to-one (a family may have both `time` and
+                // `time_`).
+                let key = if name.starts_with("time") && name[4..].bytes().all(|b| b == b'_') {
+                    format!("{name}_")
                 } else {
-                    name.as_str()
+                    name.clone()
                 };
-                TagSource::Label(key.to_string(), i)
+                TagSource::Label(key, i)
             })
             .collect();
         TagPlan {

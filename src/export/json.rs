@@ -191,12 +191,10 @@ fn histogram(
         .iter()
         .zip(&per_bucket)
         .map(|(&le, &n)| {
-            if le >= 0.0 {
-                cumulative += n;
-            }
+            cumulative += n;
             Bucket {
                 le: Some(le),
-                count: if le >= 0.0 { cumulative } else { 0 },
+                count: cumulative,
             }
         })
         .collect();

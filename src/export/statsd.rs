@@ -86,6 +86,7 @@
 //! push then fails, but its other datagrams still go.
 
 use super::push::{self, push_setters, Outcome, PushConfig, PushError, PusherHandle, Sink};
+use crate::primitive::std_only::Arc;
 use crate::registry::{AnyFamily, Registry};
 use crate::Snapshot;
 use std::collections::HashMap;
@@ -196,7 +197,15 @@ struct Baseline {
     value: u64,
     /// The last encoding that saw the series.
     seen: u64,
+    /// Which series the baseline belongs to (its shared label values; kept,
+    /// so the identity cannot be reused): a series removed and created
+    /// again under the same labels is a new series whose whole value is
+    /// new, even when it has already grown past the old baseline.
+    series: Option<Series>,
 }
+
+/// A labelled series' identity: its shared label values.
+type Series = Arc<[Box<str>]>;
 
 impl Deltas {
     /// No baselines: the first encoding sends every counter's whole value.
@@ -233,25 +242,38 @@ impl Deltas {
         self.baselines.is_empty()
     }
 
-    fn baseline(&mut self, key: &str) -> u64 {
+    fn baseline(&mut self, key: &str, series: Option<&Series>) -> u64 {
         match self.baselines.get_mut(key) {
             Some(b) => {
                 b.seen = self.generation;
-                b.value
+                let same = match (&b.series, series) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if same {
+                    b.value
+                } else {
+                    0
+                }
             }
             None => 0,
         }
     }
 
-    fn commit(&mut self, key: &str, value: u64) {
+    fn commit(&mut self, key: &str, value: u64, series: Option<&Series>) {
         match self.baselines.get_mut(key) {
-            Some(b) => b.value = value,
+            Some(b) => {
+                b.value = value;
+                b.series = series.cloned();
+            }
             None => {
                 self.baselines.insert(
                     key.into(),
                     Baseline {
                         value,
                         seen: self.generation,
+                        series: series.cloned(),
                     },
                 );
             }
@@ -303,8 +325,8 @@ struct Lines {
 #[derive(Debug)]
 struct Unit {
     text: Range<usize>,
-    /// Counter key range in `keys`, and the value to commit.
-    commit: Option<(Range<usize>, u64)>,
+    /// Counter key range in `keys`, the value to commit, and the series.
+    commit: Option<(Range<usize>, u64, Option<Series>)>,
 }
 
 impl Lines {
@@ -319,8 +341,8 @@ impl Lines {
     }
 
     fn commit(&self, unit: usize, deltas: &mut Deltas) {
-        if let Some((key, value)) = &self.units[unit].commit {
-            deltas.commit(&self.keys[key.clone()], *value);
+        if let Some((key, value, series)) = &self.units[unit].commit {
+            deltas.commit(&self.keys[key.clone()], *value, series.as_ref());
         }
     }
 
@@ -442,9 +464,18 @@ struct Encoder<'a> {
 }
 
 impl Encoder<'_> {
-    fn counter(&mut self, line: &LineStart<'_>, labels: Option<&[Box<str>]>, current: u64) {
+    /// A counter line; `series` is the identity of a registry series (None
+    /// for a family's overflow series and for synthetic series, whose key
+    /// alone identifies them).
+    fn counter(
+        &mut self,
+        line: &LineStart<'_>,
+        labels: Option<&[Box<str>]>,
+        series: Option<&Series>,
+        current: u64,
+    ) {
         series_key(&mut self.key, line.name, labels);
-        let baseline = self.deltas.baseline(&self.key);
+        let baseline = self.deltas.baseline(&self.key, series);
         // A counter below its baseline was reset (removed, then created
         // again): its whole value is new.
         let delta = current.checked_sub(baseline).unwrap_or(current);
@@ -459,7 +490,7 @@ impl Encoder<'_> {
         self.out.keys.push_str(&self.key);
         self.out.units.push(Unit {
             text: start..self.out.text.len(),
-            commit: Some((key_start..self.out.keys.len(), current)),
+            commit: Some((key_start..self.out.keys.len(), current, series.cloned())),
         });
     }
 
@@ -550,7 +581,9 @@ fn encode_lines(registry: &Registry, format: &StatsdFormat, deltas: &mut Deltas,
             label_names,
         };
         match &family {
-            AnyFamily::Counter(f) => f.visit_sorted(|labels, c| e.counter(&line, labels, c.get())),
+            AnyFamily::Counter(f) => f.visit_sorted_shared(|series, c| {
+                e.counter(&line, series.map(|l| &**l), series, c.get())
+            }),
             AnyFamily::Gauge(f) => f.visit_sorted(|labels, g| e.gauge(&line, labels, "", g.get())),
             AnyFamily::Histogram(f) => {
                 f.visit_sorted(|labels, h| e.summary(&line, labels, &h.snapshot(), 1.0));
@@ -571,7 +604,7 @@ fn encode_lines(registry: &Registry, format: &StatsdFormat, deltas: &mut Deltas,
             name: "metricz_cardinality_overflow_total",
             label_names: &names,
         };
-        e.counter(&line, Some(&labels), count);
+        e.counter(&line, Some(&labels), None, count);
     }
     e.deltas.prune();
 }

@@ -19,7 +19,10 @@
 //! escaped (`\\`, `"`, newline), floats are `+Inf`, `-Inf`, `NaN` or the
 //! shortest decimal that reads back to the same value (ryu); integers go
 //! through itoa. Once the buffer and the registry's scratch are warm, an
-//! encode of an unchanged registry allocates nothing.
+//! encode of an unchanged registry allocates nothing — except for families
+//! exported as summaries (a histogram snapshot per series) and, when idle
+//! eviction is on, its pass. An empty help text is written as the metric's
+//! name (Prometheus's linter rejects empty help).
 
 use super::Format;
 use crate::registry::{AnyFamily, ExportOptions, Registry, OVERFLOW_LABEL};
@@ -50,7 +53,7 @@ pub(crate) fn encode(
         match family {
             AnyFamily::Counter(f) => {
                 let base = if om {
-                    f.name().strip_suffix("_total").unwrap_or(f.name())
+                    crate::registry::counter_base(f.name())
                 } else {
                     f.name()
                 };
@@ -167,7 +170,7 @@ impl Scratch {
 }
 
 /// The largest recorded integer `v` with `v × scale ≤ bound` (saturating;
-/// 0 for bounds below zero, whose buckets stay empty; see `distribution`).
+/// bounds are never negative, see `Family::set_buckets`).
 pub(crate) fn threshold(bound: f64, scale: f64) -> u64 {
     let x = match inverse(scale) {
         Some(inv) => bound * inv,
@@ -228,10 +231,7 @@ fn distribution(
     let mut cumulative = 0u64;
     let mut le = ryu::Buffer::new();
     for (k, &bound) in export.buckets.iter().enumerate() {
-        // Bounds below zero hold nothing: no record is negative.
-        if bound >= 0.0 {
-            cumulative = cumulative.wrapping_add(scratch.counts[k]);
-        }
+        cumulative = cumulative.wrapping_add(scratch.counts[k]);
         sample_start(
             buf,
             name,
@@ -240,7 +240,7 @@ fn distribution(
             labels,
             Some(("le", finite(&mut le, bound))),
         );
-        int(buf, if bound >= 0.0 { cumulative } else { 0 });
+        int(buf, cumulative);
         buf.push('\n');
     }
     sample_start(buf, name, "_bucket", names, labels, Some(("le", "+Inf")));
@@ -271,7 +271,9 @@ fn header(buf: &mut String, om: bool, name: &str, help: &str, kind: &str, unit: 
     buf.push_str("# HELP ");
     buf.push_str(name);
     buf.push(' ');
-    escape_help(buf, help, om);
+    // Prometheus's linter (`promtool check metrics`) rejects an empty help
+    // text: the metric's name stands in for it.
+    escape_help(buf, if help.trim().is_empty() { name } else { help }, om);
     buf.push_str("\n# TYPE ");
     buf.push_str(name);
     buf.push(' ');
@@ -396,7 +398,6 @@ mod tests {
         assert_eq!(threshold(10.0, 1e-9), 10_000_000_000);
         assert_eq!(threshold(2.5, 1.0), 2);
         assert_eq!(threshold(3.0, 1.0), 3);
-        assert_eq!(threshold(-1.0, 1.0), 0);
         assert_eq!(threshold(1e300, 1.0), u64::MAX);
         assert_eq!(threshold(1.0, 0.25), 4);
     }

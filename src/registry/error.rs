@@ -29,7 +29,8 @@ impl fmt::Display for MetricKind {
 /// Why a registration or a series lookup was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryError {
-    /// A metric name must match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    /// A metric name must match `[a-zA-Z_:][a-zA-Z0-9_:]*` (and a counter
+    /// may not be named just `_total`).
     InvalidMetricName(String),
     /// A label name must match `[a-zA-Z_][a-zA-Z0-9_]*`.
     InvalidLabelName(String),
@@ -71,8 +72,8 @@ pub enum RegistryError {
         /// The registered family whose exposition it would collide with.
         existing: String,
     },
-    /// Export bucket bounds must be non-empty, finite and strictly
-    /// increasing (the bounds as given).
+    /// Export bucket bounds must be non-empty, finite, not negative and
+    /// strictly increasing (the bounds as given).
     InvalidBuckets(String),
     /// An export scale must be positive and finite (the scale as given).
     InvalidScale(String),
@@ -121,7 +122,7 @@ impl fmt::Display for RegistryError {
             ),
             RegistryError::InvalidBuckets(b) => write!(
                 f,
-                "bucket bounds must be non-empty, finite and strictly increasing, got {b}"
+                "bucket bounds must be non-empty, finite, not negative and strictly increasing, got {b}"
             ),
             RegistryError::InvalidScale(s) => {
                 write!(f, "the export scale must be positive and finite, got {s}")

@@ -368,6 +368,17 @@ impl<M: Metric> Family<M> {
     where
         M: Clone,
     {
+        self.visit_sorted_shared(|labels, m| f(labels.map(|l| &**l), m));
+    }
+
+    /// [`visit_sorted`](Self::visit_sorted), with each series' shared label
+    /// values: the same `Arc` for as long as the series lives, a new one
+    /// for a series removed and created again (an identity for exporters
+    /// that keep per-series state, e.g. StatsD delta baselines).
+    pub(crate) fn visit_sorted_shared(&self, mut f: impl FnMut(Option<&Arc<[Box<str>]>>, &M))
+    where
+        M: Clone,
+    {
         let inner = &*self.inner;
         let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
         {
@@ -413,8 +424,9 @@ macro_rules! export_settings {
     ($ty:ty) => {
         impl Family<$ty> {
             /// Sets the upper bounds of the exported buckets, in the
-            /// family's base unit (seconds for timers): finite and strictly
-            /// increasing; `+Inf` is added. Bucket counts are derived from
+            /// family's base unit (seconds for timers): finite, not
+            /// negative (no record is) and strictly increasing; `+Inf` is
+            /// added. Bucket counts are derived from
             /// the HDR counts at every scrape, so bounds can change at any
             /// time without touching recording; a record counts towards the
             /// first bound at or above the lower edge of its HDR bucket
@@ -423,7 +435,7 @@ macro_rules! export_settings {
             /// [`DEFAULT_HISTOGRAM_BUCKETS`] for histograms.
             pub fn set_buckets(&self, bounds: &[f64]) -> Result<(), RegistryError> {
                 let valid = !bounds.is_empty()
-                    && bounds.iter().all(|b| b.is_finite())
+                    && bounds.iter().all(|b| b.is_finite() && *b >= 0.0)
                     && bounds.windows(2).all(|w| w[0] < w[1]);
                 if !valid {
                     return Err(RegistryError::InvalidBuckets(format!("{bounds:?}")));

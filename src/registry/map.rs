@@ -147,12 +147,14 @@ impl<V> SeriesMap<V> {
     /// by this thread whenever a series was inserted or removed (or the
     /// table replaced) in between, and is the same when nothing was.
     pub(crate) fn version(&self, guard: &Guard) -> (u64, usize) {
-        // Relaxed: a change that happened before this call is visible to
-        // these loads by coherence; a racing one may or may not be, as any
-        // racing change may or may not be in a concurrent read.
+        // Acquire pairs with the Release bumps of `changes` (removal,
+        // replacement) and `used` (insert): a version that counts a change
+        // is read before the walk, which then sees that change. A change
+        // that happened before this call is counted by coherence; a racing
+        // one may or may not be, and is then caught next time.
         (
-            self.changes.load(Relaxed),
-            self.current(guard).used.load(Relaxed),
+            self.changes.load(Acquire),
+            self.current(guard).used.load(Acquire),
         )
     }
 
@@ -273,7 +275,9 @@ impl<V> SeriesMap<V> {
                 match slot.compare_exchange(Shared::null(), node, AcqRel, Acquire, guard) {
                     Ok(installed) => {
                         reserved = false;
-                        let used = table.used.fetch_add(1, Relaxed) + 1;
+                        // Release: a collection whose `version` reads this
+                        // count (Acquire) also sees the installed node.
+                        let used = table.used.fetch_add(1, Release) + 1;
                         // SAFETY: just installed; destroyed only through
                         // `defer_destroy`, after this guard is gone.
                         let node = unsafe { installed.deref() };
@@ -358,9 +362,9 @@ impl<V> SeriesMap<V> {
                 ) {
                     Ok(_) => {
                         self.len.fetch_sub(1, Relaxed);
-                        // Relaxed: a tally read by collection, which needs
-                        // only to see it once the removal happened before.
-                        self.changes.fetch_add(1, Relaxed);
+                        // Release: a collection whose `version` reads this
+                        // bump (Acquire) also sees the unlinked slot.
+                        self.changes.fetch_add(1, Release);
                         // SAFETY: unlinked by the CAS above (only one
                         // remover can win it) and unreachable from any table
                         // published later; guards pinned now may still read
@@ -482,11 +486,14 @@ impl<V> SeriesMap<V> {
 
     /// Publishes `table` and retires the old slot array (not its nodes).
     fn replace(&self, table: Table<V>, guard: &Guard) {
-        // Relaxed: as in `remove_where`.
-        self.changes.fetch_add(1, Relaxed);
         // Release publishes the new table's slots (pairs with `current`'s
         // Acquire).
         let old = self.table.swap(Owned::new(table), AcqRel, guard);
+        // After the swap: a collection that read the old count may have
+        // collected either table, and reads this bump next time; one that
+        // reads the bump reads the new table. Release pairs with the
+        // Acquire in `version`.
+        self.changes.fetch_add(1, Release);
         // SAFETY: the old table is unreachable from `self.table` now; guards
         // pinned earlier may still probe it, so destruction is deferred.
         // Dropping a `Table` frees its slot array only, not the nodes.

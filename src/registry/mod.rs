@@ -151,13 +151,22 @@ impl AnyFamily {
     }
 }
 
+/// The OpenMetrics family name of a counter: its name without `_total`
+/// (unless that would leave nothing).
+pub(crate) fn counter_base(name: &str) -> &str {
+    match name.strip_suffix("_total") {
+        Some(base) if !base.is_empty() => base,
+        _ => name,
+    }
+}
+
 /// Every family and sample name the exposition of a family `name` of
 /// `kind` writes, in Prometheus text and OpenMetrics: two families whose
 /// sets meet would produce output a parser rejects or merges.
 fn exposition_names(name: &str, kind: MetricKind) -> Vec<String> {
     match kind {
         MetricKind::Counter => {
-            let base = name.strip_suffix("_total").unwrap_or(name);
+            let base = counter_base(name);
             vec![
                 name.to_string(),
                 base.to_string(),
@@ -265,6 +274,11 @@ impl Registry {
         labels: &[&str],
     ) -> Result<Family<M>, RegistryError> {
         error::check_metric_name(name)?;
+        // A counter named just `_total` has no OpenMetrics family name, and
+        // parsers that strip the suffix are left with an empty name.
+        if M::KIND == MetricKind::Counter && name == "_total" {
+            return Err(RegistryError::InvalidMetricName(name.to_string()));
+        }
         self.family_unchecked_prefix(name, help, unit, labels)
     }
 
@@ -514,7 +528,11 @@ impl Registry {
         // One encode at a time reuses the scratch; a concurrent one gets
         // fresh buffers rather than waiting.
         let mut fresh = Default::default();
-        let mut guard = self.inner.encode_scratch.try_lock().ok();
+        let mut guard = match self.inner.encode_scratch.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
         let (families, scratch) = match guard.as_deref_mut() {
             Some(reused) => reused,
             None => &mut fresh,
