@@ -99,15 +99,17 @@ impl FakeInflux {
                         let _ = hold_tx.send(());
                     }
                     code => {
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
-                        );
+                        // Recorded before answering: once the pusher has
+                        // its answer, the test sees the request.
                         if (200..300).contains(&code) {
                             accepted.lock().unwrap().push(body);
                         } else {
                             refused.lock().unwrap().push(body);
                         }
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
+                        );
                     }
                 }
             }
