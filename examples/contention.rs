@@ -791,6 +791,8 @@ mod tests {
         let strategies = [
             "atomic",
             "per-cpu",
+            "per-cpu-locked",
+            "rseq",
             "thread-sharded",
             "adaptive",
             "single-writer",

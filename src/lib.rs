@@ -117,8 +117,8 @@ pub mod registry;
 mod thread_index;
 
 pub use counter::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
-    ThreadShardedCounter,
+    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
+    SingleWriterCounter, ThreadShardedCounter,
 };
 pub use gauge::{Gauge, UpDownGauge};
 pub use histogram::{Histogram, HistogramBuilder, HistogramError, Snapshot, Timer};

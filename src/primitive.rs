@@ -69,6 +69,37 @@ macro_rules! global {
 }
 pub(crate) use global;
 
+/// One more than the highest CPU id this process may run on (its affinity
+/// mask, read once), at least [`available_parallelism`]: CPU ids a thread
+/// can report, so per-CPU slots indexed without masking cover them all.
+/// Under loom, 2.
+pub(crate) fn possible_cpus() -> usize {
+    #[cfg(all(not(loom), target_os = "linux"))]
+    {
+        static CACHED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *CACHED.get_or_init(|| {
+            // SAFETY: the kernel fills a zeroed set of the size passed.
+            let highest = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
+                {
+                    (0..libc::CPU_SETSIZE as usize)
+                        .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                        .max()
+                        .map_or(0, |cpu| cpu + 1)
+                } else {
+                    0
+                }
+            };
+            highest.max(available_parallelism())
+        })
+    }
+    #[cfg(not(all(not(loom), target_os = "linux")))]
+    {
+        available_parallelism()
+    }
+}
+
 /// The number of CPUs the process may run on, used to size shards.
 ///
 /// Under loom this is fixed at 2, so models are small and deterministic.

@@ -3,9 +3,10 @@
 //! 2<sup>64</sup> and monotonic reads; then the guarantees specific to
 //! [`Counter`], [`AdaptiveCounter`] and [`SingleWriterCounter`].
 
+use metricz::counter::rseq::RseqCounter;
 use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
-    ThreadShardedCounter,
+    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
+    SingleWriterCounter, ThreadShardedCounter,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
@@ -318,6 +319,9 @@ strategy_tests! {
     per_cpu => Counter::new();
     per_cpu_one_shard => Counter::with_shards(1);
     per_cpu_many_shards => Counter::with_shards(256);
+    per_cpu_locked => LockedPerCpuCounter::new();
+    per_cpu_locked_one_shard => LockedPerCpuCounter::with_shards(1);
+    rseq => RseqCounter::new();
     atomic => AtomicCounter::new();
     thread_sharded => ThreadShardedCounter::new();
     thread_sharded_one_shard => ThreadShardedCounter::with_shards(1);
@@ -330,6 +334,8 @@ strategy_tests! {
 fn strategy_names_are_distinct() {
     let mut names = [
         Counter::NAME,
+        LockedPerCpuCounter::NAME,
+        RseqCounter::NAME,
         AtomicCounter::NAME,
         ThreadShardedCounter::NAME,
         AdaptiveCounter::NAME,

@@ -24,6 +24,8 @@ macro_rules! for_each_counter {
         $m!(
             metricz::AtomicCounter,
             metricz::Counter,
+            metricz::LockedPerCpuCounter,
+            metricz::counter::rseq::RseqCounter,
             metricz::ThreadShardedCounter,
             metricz::AdaptiveCounter,
             metricz::SingleWriterCounter,

@@ -4,9 +4,10 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use metricz::counter::rseq::RseqCounter;
 use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
-    ThreadShardedCounter,
+    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
+    SingleWriterCounter, ThreadShardedCounter,
 };
 use metricz_loom_tests::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,11 @@ macro_rules! strategy_models {
 
 strategy_models!(atomic, AtomicCounter);
 strategy_models!(per_cpu, Counter);
+strategy_models!(per_cpu_locked, LockedPerCpuCounter);
+// Under loom there is no rseq: every increment takes the fallback word, so
+// this models the fallback and the baseline `take` (RS1–RS3 cover the
+// sequence itself, by stress test).
+strategy_models!(rseq, RseqCounter);
 strategy_models!(thread_sharded, ThreadShardedCounter);
 strategy_models!(adaptive, AdaptiveCounter);
 strategy_models!(single_writer, SingleWriterCounter);

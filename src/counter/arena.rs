@@ -134,14 +134,16 @@ impl Arena {
                     // published to other threads by whoever shares it.
                     row.0[slot].store(0, Relaxed);
                 }
+                let first = &rows[0].0[slot];
                 Counter::in_arena(
-                    &rows[0].0[slot],
+                    first,
                     std::mem::size_of::<Row>(),
                     self.rows,
                     Arc::new(Lease {
                         arena: Arc::clone(self),
                         chunk,
                         slot,
+                        extra: super::per_cpu::Extra::default(),
                     }),
                 )
             }
@@ -250,6 +252,8 @@ pub(crate) struct Lease {
     arena: Arc<Arena>,
     chunk: usize,
     slot: usize,
+    /// The counter's fallback word and take baseline.
+    pub(crate) extra: super::per_cpu::Extra,
 }
 
 impl Lease {

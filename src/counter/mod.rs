@@ -7,7 +7,9 @@
 //! | type | increment | read | memory |
 //! |---|---|---|---|
 //! | [`AtomicCounter`] | `lock xadd` on one shared word | one load | 8 bytes |
-//! | [`Counter`] | `lock xadd` on the current CPU's padded shard (or arena word) | sum of shards | 128 bytes × shards standalone; 8 bytes × shards in a registry's arena |
+//! | [`Counter`] | where glibc registered rseq: an unlocked load-add-store on the current CPU's shard (or arena word) in a restartable sequence, a locked fallback word for threads that cannot; elsewhere `lock xadd` on the current CPU's shard | sum of shards (+ fallback) − taken | 128 bytes × shards standalone; 8 bytes × shards in a registry's arena; + 16 bytes |
+//! | [`LockedPerCpuCounter`] | `lock xadd` on the current CPU's padded shard | sum of shards | 128 bytes × shards |
+//! | [`RseqCounter`](rseq::RseqCounter) | the rseq sequence on one padded slot per CPU id, else the fallback word | sum of slots + fallback − taken | 128 bytes × (CPU ids + 1) |
 //! | [`ThreadShardedCounter`] | `lock xadd` on the shard the thread index hashes to | sum of shards | 128 bytes × shards |
 //! | [`AdaptiveCounter`] | CAS on a base word; on contention, CAS on a padded cell picked by a per-thread probe | base + cells | 128 bytes (base) + 8 bytes per CPU, + 128 bytes per cell in use |
 //! | [`SingleWriterCounter`] | plain load + store on the thread's own slot | sum of slots − taken | 128 bytes per slot, in buckets of doubling size up to the highest thread index used |
@@ -23,6 +25,14 @@
 //! never both, never neither. These are invariants C1–C3 in
 //! `papers/invariants.md`, checked under loom for every strategy.
 //!
+//! `Counter` and `RseqCounter` take **by baseline**: `take` reads the total
+//! and claims what was not yet taken with one CAS on a baseline word, and
+//! `get` reports the total less the baseline. Swapping a shard to zero from
+//! another thread would race the unlocked rseq stores of that shard's CPU
+//! and lose increments. The other strategies swap shards. The rseq
+//! sequence itself is checked by stress test (RS1–RS3), since loom cannot
+//! model the kernel's restart; see [`rseq`].
+//!
 //! # Overflow
 //!
 //! All counters count modulo 2<sup>64</sup>: `add` wraps, and `get` and
@@ -34,13 +44,16 @@
 mod adaptive;
 pub(crate) mod arena;
 mod atomic;
-mod per_cpu;
+mod locked_per_cpu;
+pub(crate) mod per_cpu;
+pub mod rseq;
 pub(crate) mod shards;
 mod single_writer;
 mod thread_sharded;
 
 pub use adaptive::AdaptiveCounter;
 pub use atomic::AtomicCounter;
+pub use locked_per_cpu::LockedPerCpuCounter;
 pub use per_cpu::Counter;
 pub use single_writer::SingleWriterCounter;
 pub use thread_sharded::ThreadShardedCounter;

@@ -49,25 +49,46 @@ pub struct Counter {
     stride: usize,
     /// Shards − 1 (the count is a power of two).
     mask: usize,
-    /// Keeps the words behind `base` alive.
+    /// The fallback word and the take baseline, inside `storage`.
+    extra: NonNull<Extra>,
+    /// Keeps the words behind `base` and `extra` alive.
     storage: Storage,
+}
+
+/// A counter's words besides its shards.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// Increments that could not use an rseq slot (a thread without an
+    /// rseq registration, or a CPU beyond the shards) while the process
+    /// increments with rseq: a separate, locked word, never a shard.
+    fallback: AtomicU64,
+    /// The total at the last `take`; reads and takes report the total
+    /// minus it.
+    baseline: AtomicU64,
+}
+
+/// A standalone counter's storage.
+struct Padded {
+    shards: Box<[shards::Shard]>,
+    extra: Extra,
 }
 
 /// What a [`Counter`]'s words live in.
 #[derive(Clone)]
 enum Storage {
     /// Its own array of cache-line-padded shards.
-    Padded(Arc<[shards::Shard]>),
+    Padded(Arc<Padded>),
     /// A slot of a per-CPU arena (8 bytes per shard), given back when the
     /// last handle drops.
     Arena(Arc<Lease>),
 }
 
 // SAFETY: a `Counter` only reaches `AtomicU64`s (which are `Sync`) through
-// `base`, and `storage` (itself `Send + Sync`) keeps them alive for as long
-// as the counter exists.
+// `base` and `extra`, and `storage` (itself `Send + Sync`) keeps them alive
+// for as long as the counter exists.
 unsafe impl Send for Counter {}
-// SAFETY: as for `Send`; every access is atomic.
+// SAFETY: as for `Send`; every access is atomic (or an rseq commit, see
+// `add`).
 unsafe impl Sync for Counter {}
 
 impl Counter {
@@ -80,11 +101,15 @@ impl Counter {
     /// A counter at zero with `shards` shards, rounded up to a power of two
     /// and clamped to `1..=65536` (0 gives one shard).
     pub fn with_shards(shards: usize) -> Self {
-        let padded: Arc<[shards::Shard]> = shards::new(shards::normalize(shards));
+        let padded = Arc::new(Padded {
+            shards: shards::new(shards::normalize(shards)),
+            extra: Extra::default(),
+        });
         Counter {
-            base: NonNull::from(&*padded[0]),
+            base: NonNull::from(&*padded.shards[0]),
             stride: std::mem::size_of::<shards::Shard>(),
-            mask: padded.len() - 1,
+            mask: padded.shards.len() - 1,
+            extra: NonNull::from(&padded.extra),
             storage: Storage::Padded(padded),
         }
     }
@@ -102,6 +127,7 @@ impl Counter {
             base: NonNull::from(first),
             stride,
             mask: shards - 1,
+            extra: NonNull::from(&lease.extra),
             storage: Storage::Arena(lease),
         }
     }
@@ -122,10 +148,11 @@ impl Counter {
     }
 
     /// Bytes of counter storage this handle reaches: shards × stride for a
-    /// standalone counter, shards × 8 bytes for an arena slot.
+    /// standalone counter, shards × 8 bytes for an arena slot (the fallback
+    /// word and baseline, 16 bytes, not counted).
     pub fn storage_bytes(&self) -> usize {
         match self.storage {
-            Storage::Padded(ref shards) => shards.len() * self.stride,
+            Storage::Padded(ref padded) => padded.shards.len() * self.stride,
             Storage::Arena(_) => self.shards() * std::mem::size_of::<u64>(),
         }
     }
@@ -147,6 +174,13 @@ impl Counter {
         }
     }
 
+    #[inline]
+    fn extra(&self) -> &Extra {
+        // SAFETY: `extra` points into the `Padded` or `Lease` that
+        // `storage` keeps alive.
+        unsafe { self.extra.as_ref() }
+    }
+
     /// Adds one.
     #[inline]
     pub fn inc(&self) {
@@ -154,29 +188,56 @@ impl Counter {
     }
 
     /// Adds `n`, wrapping at 2<sup>64</sup>.
+    ///
+    /// Where the process increments with restartable sequences
+    /// ([`rseq::available`](crate::counter::rseq::available)), this is an
+    /// unlocked load-add-store on the current CPU's shard that the kernel
+    /// restarts if the thread is preempted, migrated or signalled inside it;
+    /// a thread that cannot (no registration, or a CPU beyond the shards)
+    /// adds to a separate locked fallback word, never to a shard. Elsewhere
+    /// it is a relaxed `fetch_add` on the shard of the current CPU.
     #[inline]
     pub fn add(&self, n: u64) {
-        // Relaxed: a shard is a plain tally; nothing else is published
-        // through it.
-        self.shard(crate::cpu::current() & self.mask)
-            .fetch_add(n, Relaxed);
+        // SAFETY: shards `0..shards()` are `AtomicU64`s at `base + i ×
+        // stride`, kept alive by `storage`. Whether the process uses rseq is
+        // decided once, so while it does, shards are written only by rseq
+        // sequences (fallbacks go to `extra`), as `rseq::add` requires.
+        match unsafe { super::rseq::add(self.base.as_ptr(), self.stride, self.shards(), n) } {
+            super::rseq::Added::Yes => {}
+            super::rseq::Added::Fallback => {
+                // Relaxed: a tally, like the shards.
+                self.extra().fallback.fetch_add(n, Relaxed);
+            }
+            super::rseq::Added::Unavailable => {
+                // Relaxed: a shard is a plain tally; nothing else is
+                // published through it.
+                self.shard(crate::cpu::current() & self.mask)
+                    .fetch_add(n, Relaxed);
+            }
+        }
+    }
+
+    /// Everything ever added: the wrapping sum of the shards and the
+    /// fallback word.
+    fn total(&self) -> u64 {
+        // Relaxed: the sum is not a snapshot (see the counter module docs).
+        (0..=self.mask).fold(self.extra().fallback.load(Relaxed), |acc, i| {
+            acc.wrapping_add(self.shard(i).load(Relaxed))
+        })
     }
 
     /// The count since creation or the last [`take`](Self::take): the
-    /// wrapping sum of the shards.
+    /// wrapping sum of the shards, less what was taken.
     pub fn get(&self) -> u64 {
-        // Relaxed: the sum is not a snapshot (see the counter module docs).
-        (0..=self.mask).fold(0u64, |acc, i| acc.wrapping_add(self.shard(i).load(Relaxed)))
+        shards::get_by_baseline(&self.extra().baseline, || self.total())
     }
 
-    /// Returns the count and resets it to zero, shard by shard with an atomic
-    /// swap; no racing increment is lost or counted twice.
+    /// Returns the count and resets it to zero; no racing increment is lost
+    /// or counted twice. It works by baseline: the total is read and the
+    /// part not yet taken is claimed with one CAS on the baseline (shards
+    /// are never swapped: an rseq shard must only be written by its CPU).
     pub fn take(&self) -> u64 {
-        // An add lands either before a shard's swap (returned here) or
-        // after it (left for the next read): one atomic RMW each.
-        (0..=self.mask).fold(0u64, |acc, i| {
-            acc.wrapping_add(self.shard(i).swap(0, Relaxed))
-        })
+        shards::take_by_baseline(&self.extra().baseline, || self.total())
     }
 }
 

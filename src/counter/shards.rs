@@ -1,6 +1,9 @@
 //! Cache-line-padded shard arrays, shared by the sharded counters and gauges.
 
-use crate::primitive::{AtomicU64, Ordering::Relaxed};
+use crate::primitive::{
+    AtomicU64,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
 use crossbeam_utils::CachePadded;
 
 /// One shard: a counter word alone on its cache line(s), so that shards
@@ -10,10 +13,12 @@ pub(crate) type Shard = CachePadded<AtomicU64>;
 /// Most shards a structure may have; requests above it are clamped.
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
-/// The default shard count: the next power of two of the available
-/// parallelism (2 under loom).
+/// The default shard count: the next power of two of the CPU ids the
+/// process may run on (one more than the highest in its affinity mask, at
+/// least the available parallelism; 2 under loom), so that an rseq
+/// increment finds a shard for every CPU it can run on.
 pub(crate) fn default_count() -> usize {
-    normalize(crate::primitive::available_parallelism())
+    normalize(crate::primitive::possible_cpus())
 }
 
 /// Rounds a requested shard count to a power of two in `1..=MAX_SHARDS`.
@@ -54,4 +59,31 @@ pub(crate) fn take(shards: &[Shard]) -> u64 {
     shards
         .iter()
         .fold(0u64, |acc, s| acc.wrapping_add(s.swap(0, Relaxed)))
+}
+
+/// `take` by baseline, for counters whose shards must not be swapped (rseq
+/// shards are written only by their CPU's sequences): reads the total and
+/// claims the part not yet taken with one CAS on `baseline`, returning it.
+/// Racing takes split the increments; each returned part is counted once.
+pub(crate) fn take_by_baseline(baseline: &AtomicU64, total: impl Fn() -> u64) -> u64 {
+    // Acquire pairs with the Release CAS below, of an earlier take.
+    let mut taken = baseline.load(Acquire);
+    loop {
+        let now = total();
+        // Release: a later take or get that reads this baseline reads the
+        // shards at least as far as `now`; Acquire on failure pairs with the
+        // winner's Release.
+        match baseline.compare_exchange(taken, now, AcqRel, Acquire) {
+            Ok(_) => return now.wrapping_sub(taken),
+            Err(current) => taken = current,
+        }
+    }
+}
+
+/// The count not yet taken: `total()` less the baseline.
+pub(crate) fn get_by_baseline(baseline: &AtomicU64, total: impl Fn() -> u64) -> u64 {
+    // Acquire pairs with the Release CAS in `take_by_baseline`: the total
+    // read next is at least what that take claimed.
+    let taken = baseline.load(Acquire);
+    total().wrapping_sub(taken)
 }

@@ -1,0 +1,452 @@
+//! Restartable-sequence increments: an unlocked add to the current CPU's
+//! slot that the kernel restarts if the thread is preempted, migrated or
+//! signalled inside it.
+//!
+//! # The sequence (x86_64 Linux, glibc's registration)
+//!
+//! glibc (2.35+) registers a `struct rseq` for every thread and exports its
+//! offset from the thread pointer (`__rseq_offset`) and size
+//! (`__rseq_size`); metricz never registers a second one. An increment:
+//!
+//! 1. **arms**: stores the address of a critical-section descriptor
+//!    (`struct rseq_cs`, emitted into the `__rseq_cs` section, `"aw"`, by the
+//!    same `asm!` block) into the area's `rseq_cs` field;
+//! 2. reads the area's `cpu_id`, and bounds-checks it against the slot count
+//!    (out of range: the caller falls back to its separate atomic);
+//! 3. loads the slot, adds, and **commits** with one plain store: the last
+//!    instruction of the sequence.
+//!
+//! If the kernel preempts, migrates or delivers a signal to the thread
+//! between the start of step 2 and the commit, it does not resume there: it
+//! jumps to the descriptor's abort handler, which is preceded by the
+//! signature glibc registered (`0x53053053`, after a `ud1` opcode so it is
+//! never executed as code), and which restarts the sequence. So a slot is
+//! only ever written by a thread running on that slot's CPU, one sequence
+//! at a time, and a plain load-add-store loses nothing.
+//!
+//! Slots are read with relaxed atomic loads; the commit is an aligned
+//! 8-byte store, which x86_64 performs as a single access, so a reader sees
+//! either the old or the new value.
+//!
+//! # Where rseq cannot be used
+//!
+//! No glibc registration (`__rseq_size` 0, symbols missing, another libc),
+//! a negative `cpu_id` on the calling thread, loom, miri, other
+//! architectures: [`available`] is false and callers use a **separate**
+//! atomic word with `fetch_add`. Never an rseq slot: an unlocked add on CPU
+//! k can overwrite a locked add to slot k made from another CPU.
+//!
+//! loom cannot model this (the kernel's restart is outside the program);
+//! `tests/rseq_stress.rs` checks it instead (invariants RS1–RS3 in
+//! `papers/invariants.md`).
+
+use super::{shards, CounterStrategy};
+use crate::primitive::{AtomicU64, Ordering::Relaxed};
+use crossbeam_utils::CachePadded;
+use std::fmt;
+
+/// A counter that always increments with restartable sequences: one padded
+/// slot per CPU the process may run on (no masking, so two CPUs never share
+/// a slot), plus a separate locked fallback word for threads that cannot
+/// (see the [module docs](self)); `take` works by baseline. Where the
+/// process has no rseq at all, every increment goes to the fallback word.
+/// [`Counter`](crate::Counter) uses the same sequence by default; this type
+/// is the study's pure form of it.
+///
+/// ```
+/// use metricz::counter::rseq::RseqCounter;
+/// use metricz::CounterStrategy;
+/// let c = RseqCounter::new();
+/// std::thread::scope(|s| {
+///     for _ in 0..4 {
+///         s.spawn(|| (0..1000).for_each(|_| c.inc()));
+///     }
+/// });
+/// assert_eq!(c.take(), 4000);
+/// assert_eq!(c.get(), 0);
+/// ```
+pub struct RseqCounter {
+    slots: Box<[shards::Shard]>,
+    fallback: CachePadded<AtomicU64>,
+    baseline: AtomicU64,
+}
+
+impl RseqCounter {
+    /// A counter at zero with one slot per CPU id the process may run on.
+    pub fn new() -> Self {
+        RseqCounter {
+            slots: shards::new(shards::normalize(crate::primitive::possible_cpus())),
+            fallback: CachePadded::new(AtomicU64::new(0)),
+            baseline: AtomicU64::new(0),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        // Relaxed: a tally; the sum is not a snapshot.
+        self.slots
+            .iter()
+            .fold(self.fallback.load(Relaxed), |acc, s| {
+                acc.wrapping_add(s.load(Relaxed))
+            })
+    }
+}
+
+impl Default for RseqCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for RseqCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RseqCounter")
+            .field("value", &self.get())
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl CounterStrategy for RseqCounter {
+    const NAME: &'static str = "rseq";
+
+    #[inline]
+    fn add(&self, n: u64) {
+        // SAFETY: the slots are padded `AtomicU64`s, `size_of::<Shard>()`
+        // apart, owned by `self`, and written only here (fallbacks go to the
+        // separate word).
+        let added = unsafe {
+            add(
+                &*self.slots[0],
+                std::mem::size_of::<shards::Shard>(),
+                self.slots.len(),
+                n,
+            )
+        };
+        if added != Added::Yes {
+            // Relaxed: a tally.
+            self.fallback.fetch_add(n, Relaxed);
+        }
+    }
+
+    fn get(&self) -> u64 {
+        shards::get_by_baseline(&self.baseline, || self.total())
+    }
+
+    fn take(&self) -> u64 {
+        shards::take_by_baseline(&self.baseline, || self.total())
+    }
+}
+
+/// Whether this process increments with rseq: glibc registered an rseq
+/// area for its threads (decided once per process). A thread whose own
+/// registration failed (a negative `cpu_id`) still gets `false` from
+/// [`add`] and uses the fallback.
+#[inline]
+pub fn available() -> bool {
+    imp::area().is_some()
+}
+
+/// How many times the kernel aborted (and the sequence restarted) an
+/// increment in this process: preemptions, migrations and signals that
+/// landed inside a sequence.
+#[doc(hidden)]
+pub fn aborts() -> u64 {
+    imp::ABORTS.load(Relaxed)
+}
+
+/// What [`add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// Added to the current CPU's slot.
+    Yes,
+    /// The process uses rseq, but not this call (the thread has no
+    /// registration, or its CPU is not below the slot count): add to the
+    /// separate fallback word.
+    Fallback,
+    /// The process does not use rseq: use locked per-CPU adds.
+    Unavailable,
+}
+
+/// Adds `n` to the slot of the current CPU, where slot `i` is the word
+/// `i × stride` bytes after `first`, for CPUs below `slots`.
+///
+/// # Safety
+///
+/// For every `i < slots`, `first + i × stride` must be an 8-byte aligned
+/// `AtomicU64` that stays valid for the call, and while the process uses
+/// rseq no one may write those words except through this function (readers
+/// use atomic loads; a fallback goes to a separate word).
+#[inline]
+pub(crate) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> Added {
+    if imp::area().is_none() {
+        return Added::Unavailable;
+    }
+    // SAFETY: forwarded contract.
+    if unsafe { imp::add(first, stride, slots, n) } {
+        Added::Yes
+    } else {
+        Added::Fallback
+    }
+}
+
+/// The same sequence without arming: a plain load-add-store on the slot of
+/// the CPU read at its start. For the stress test's negative control only:
+/// it loses increments when the thread is preempted or migrated inside it.
+///
+/// # Safety
+///
+/// As [`add`].
+#[cfg(metricz_stress)]
+#[doc(hidden)]
+pub unsafe fn unarmed_add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { imp::unarmed_add(first, stride, slots, n) }
+}
+
+#[cfg(all(
+    not(loom),
+    not(miri),
+    target_os = "linux",
+    target_env = "gnu",
+    target_arch = "x86_64"
+))]
+mod imp {
+    use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
+    use crate::primitive::{AtomicIsize, AtomicU64, Ordering::Relaxed};
+
+    /// The stress build's delay between load and commit: a `pause` loop
+    /// (uses `{ok}` as its counter, which is written afterwards anyway).
+    /// A `macro_rules!` so `asm!` can take it as a literal.
+    #[cfg(metricz_stress)]
+    macro_rules! widen {
+        () => {
+            "mov {ok}, 2000\n9:\npause\ndec {ok}\njnz 9b"
+        };
+    }
+    #[cfg(not(metricz_stress))]
+    macro_rules! widen {
+        () => {
+            ""
+        };
+    }
+
+    /// Abort-handler runs (a locked add on a cold path: aborts are rare).
+    pub(super) static ABORTS: StdAtomicU64 = StdAtomicU64::new(0);
+
+    /// `OFFSET` before the first lookup.
+    const UNKNOWN: isize = isize::MIN;
+    /// `OFFSET` once rseq is known to be unusable in this process.
+    const UNAVAILABLE: isize = isize::MIN + 1;
+    /// The registered area must cover `cpu_id_start`, `cpu_id`, `rseq_cs`
+    /// and `flags`: the original 32-byte ABI.
+    const MIN_SIZE: u32 = 20;
+
+    /// `__rseq_offset`, or a marker. Relaxed: a self-contained integer from
+    /// immutable process-wide data; racing initialisers store the same one.
+    static OFFSET: AtomicIsize = AtomicIsize::new(UNKNOWN);
+
+    /// The calling thread's registered `struct rseq`, if usable.
+    #[inline]
+    pub(super) fn area() -> Option<*mut u8> {
+        let mut offset = OFFSET.load(Relaxed);
+        if offset <= UNAVAILABLE {
+            if offset == UNAVAILABLE {
+                return None;
+            }
+            offset = init();
+            if offset == UNAVAILABLE {
+                return None;
+            }
+        }
+        // A thread whose registration failed has a negative `cpu_id`,
+        // which the sequence's unsigned bounds check sends to the fallback.
+        Some(thread_pointer().wrapping_offset(offset))
+    }
+
+    #[cold]
+    fn init() -> isize {
+        // SAFETY: the names are NUL-terminated; `dlsym` with `RTLD_DEFAULT`
+        // searches the loaded objects and returns null when absent.
+        let (offset_sym, size_sym) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
+            )
+        };
+        let offset = if offset_sym.is_null() || size_sym.is_null() {
+            UNAVAILABLE
+        } else {
+            // SAFETY: glibc defines `__rseq_size` as `const unsigned int`
+            // and `__rseq_offset` as `const ptrdiff_t`, set before `main`.
+            let (size, offset) = unsafe {
+                (
+                    size_sym.cast::<u32>().read(),
+                    offset_sym.cast::<isize>().read(),
+                )
+            };
+            if size >= MIN_SIZE {
+                offset
+            } else {
+                UNAVAILABLE
+            }
+        };
+        OFFSET.store(offset, Relaxed);
+        offset
+    }
+
+    #[inline(always)]
+    fn thread_pointer() -> *mut u8 {
+        let tp: *mut u8;
+        // SAFETY: on x86_64 glibc, `fs:0` holds the thread control block's
+        // self-pointer (the thread pointer); reading it has no side effects.
+        unsafe {
+            core::arch::asm!(
+                "mov {}, qword ptr fs:[0]",
+                out(reg) tp,
+                options(nostack, readonly, preserves_flags, pure)
+            );
+        }
+        tp
+    }
+
+    /// See [`super::add`].
+    #[inline]
+    pub(super) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> bool {
+        let Some(area) = area() else {
+            return false;
+        };
+        let ok: usize;
+        // SAFETY: `area` is the calling thread's registered `struct rseq`
+        // (`cpu_id` at +4, `rseq_cs` at +8); the descriptor is static data
+        // in `__rseq_cs`, 32-byte aligned, version 0, flags 0, its start,
+        // post-commit offset and abort address labels of this block; the
+        // abort address is preceded by glibc's signature. The slot written
+        // is `first + cpu × stride` with `cpu < slots`, valid per the
+        // caller's contract, and written only by threads running on `cpu`
+        // inside this sequence, which the kernel restarts on preemption,
+        // migration or signal delivery before the commit (the final store).
+        unsafe {
+            core::arch::asm!(
+                ".pushsection __rseq_cs, \"aw\"",
+                ".balign 32",
+                "3:",
+                ".long 0, 0",
+                ".quad 4f, (5f - 4f), 6f",
+                ".popsection",
+                "2:",
+                "lea {tmp}, [rip + 3b]",
+                "mov qword ptr [{area} + 8], {tmp}",
+                "4:",
+                "mov {cpu:e}, dword ptr [{area} + 4]",
+                "cmp {cpu}, {slots}",
+                "jae 7f",
+                "imul {cpu}, {stride}",
+                "add {cpu}, {first}",
+                "mov {tmp}, qword ptr [{cpu}]",
+                // The stress build widens the window between the load and
+                // the commit, so preemption and signals land inside it.
+                widen!(),
+                "add {tmp}, {n}",
+                "mov qword ptr [{cpu}], {tmp}",
+                "5:",
+                "mov {ok}, 1",
+                "jmp 8f",
+                ".pushsection __rseq_failure, \"ax\"",
+                ".byte 0x0f, 0xb9, 0x3d",
+                ".long 0x53053053",
+                "6:",
+                "lock inc qword ptr [{aborts}]",
+                "jmp 2b",
+                ".popsection",
+                "7:",
+                "xor {ok:e}, {ok:e}",
+                "8:",
+                area = in(reg) area,
+                first = in(reg) first,
+                slots = in(reg) slots,
+                stride = in(reg) stride,
+                n = in(reg) n,
+                aborts = in(reg) ABORTS.as_ptr(),
+                tmp = out(reg) _,
+                cpu = out(reg) _,
+                ok = out(reg) ok,
+                options(nostack),
+            );
+        }
+        ok != 0
+    }
+
+    /// See [`super::unarmed_add`].
+    #[cfg(metricz_stress)]
+    pub(super) unsafe fn unarmed_add(
+        first: *const AtomicU64,
+        stride: usize,
+        slots: usize,
+        n: u64,
+    ) -> bool {
+        let Some(area) = area() else {
+            return false;
+        };
+        let ok: usize;
+        // SAFETY: as in `add`, except that nothing is armed: this is the
+        // negative control, and its lost updates are the point.
+        unsafe {
+            core::arch::asm!(
+                "mov {cpu:e}, dword ptr [{area} + 4]",
+                "cmp {cpu}, {slots}",
+                "jae 7f",
+                "imul {cpu}, {stride}",
+                "add {cpu}, {first}",
+                "mov {tmp}, qword ptr [{cpu}]",
+                widen!(),
+                "add {tmp}, {n}",
+                "mov qword ptr [{cpu}], {tmp}",
+                "mov {ok}, 1",
+                "jmp 8f",
+                "7:",
+                "xor {ok:e}, {ok:e}",
+                "8:",
+                area = in(reg) area,
+                first = in(reg) first,
+                slots = in(reg) slots,
+                stride = in(reg) stride,
+                n = in(reg) n,
+                tmp = out(reg) _,
+                cpu = out(reg) _,
+                ok = out(reg) ok,
+                options(nostack),
+            );
+        }
+        ok != 0
+    }
+}
+
+#[cfg(not(all(
+    not(loom),
+    not(miri),
+    target_os = "linux",
+    target_env = "gnu",
+    target_arch = "x86_64"
+)))]
+mod imp {
+    use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
+    use crate::primitive::AtomicU64;
+
+    /// Never counted here.
+    pub(super) static ABORTS: StdAtomicU64 = StdAtomicU64::new(0);
+
+    #[inline]
+    pub(super) fn area() -> Option<*mut u8> {
+        None
+    }
+
+    #[inline]
+    pub(super) unsafe fn add(_: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
+        false
+    }
+
+    #[cfg(metricz_stress)]
+    pub(super) unsafe fn unarmed_add(_: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
+        false
+    }
+}
