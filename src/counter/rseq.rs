@@ -140,7 +140,7 @@ impl CounterStrategy for RseqCounter {
 /// Whether this process increments with rseq: glibc registered an rseq
 /// area for its threads (decided once per process). A thread whose own
 /// registration failed (a negative `cpu_id`) still gets `false` from
-/// [`add`] and uses the fallback.
+/// each increment and uses the fallback word.
 #[inline]
 pub fn available() -> bool {
     imp::area().is_some()
