@@ -44,6 +44,14 @@ fn uncontended(c: &mut Criterion) {
     group.bench_function("bare fetch_add", |b| {
         b.iter(|| black_box(&bare).fetch_add(1, Relaxed))
     });
+    // The unlocked add an rseq commit is: a plain load and store.
+    let plain = AtomicU64::new(0);
+    group.bench_function("bare load+store", |b| {
+        b.iter(|| {
+            let word = black_box(&plain);
+            word.store(word.load(Relaxed) + 1, Relaxed)
+        })
+    });
     fn one<S: CounterStrategy + Default>(
         group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     ) {
@@ -52,6 +60,8 @@ fn uncontended(c: &mut Criterion) {
         group.bench_function(S::NAME, |b| b.iter(|| black_box(&counter).inc()));
     }
     one::<Counter>(&mut group);
+    one::<metricz::LockedPerCpuCounter>(&mut group);
+    one::<metricz::counter::rseq::RseqCounter>(&mut group);
     one::<AtomicCounter>(&mut group);
     one::<ThreadShardedCounter>(&mut group);
     one::<AdaptiveCounter>(&mut group);
