@@ -146,7 +146,7 @@ pub fn rseq_cpu() -> Option<usize> {
     target_env = "gnu",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
-mod rseq {
+pub(crate) mod rseq {
     use crate::primitive::{AtomicIsize, Ordering::Relaxed};
 
     /// `OFFSET` before the first lookup.
@@ -206,8 +206,10 @@ mod rseq {
         offset
     }
 
-    /// Finds glibc's rseq registration and checks it on the calling thread.
-    fn probe() -> Option<isize> {
+    /// glibc's rseq registration: `(__rseq_offset, __rseq_size)`, looked up
+    /// with `dlsym` (so any libc links); `None` where the symbols are
+    /// missing. Also used by the rseq increments.
+    pub(crate) fn glibc_registration() -> Option<(isize, u32)> {
         // SAFETY: the names are NUL-terminated; `dlsym` with `RTLD_DEFAULT`
         // only searches the loaded objects and returns null when absent.
         let (offset_sym, size_sym) = unsafe {
@@ -222,12 +224,17 @@ mod rseq {
         // SAFETY: glibc defines `__rseq_size` as `const unsigned int` and
         // `__rseq_offset` as `const ptrdiff_t`; both are set before `main`
         // and never change.
-        let (size, offset) = unsafe {
-            (
-                size_sym.cast::<u32>().read(),
+        unsafe {
+            Some((
                 offset_sym.cast::<isize>().read(),
-            )
-        };
+                size_sym.cast::<u32>().read(),
+            ))
+        }
+    }
+
+    /// Finds glibc's rseq registration and checks it on the calling thread.
+    fn probe() -> Option<isize> {
+        let (offset, size) = glibc_registration()?;
         if size < MIN_SIZE {
             return None;
         }
@@ -240,7 +247,7 @@ mod rseq {
 
     /// The thread pointer: the address `__rseq_offset` is relative to.
     #[inline(always)]
-    fn thread_pointer() -> *const u8 {
+    pub(crate) fn thread_pointer() -> *const u8 {
         let tp: *const u8;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: on x86_64 glibc, `fs:0` holds the thread control block's

@@ -138,9 +138,9 @@ impl CounterStrategy for RseqCounter {
 }
 
 /// Whether this process increments with rseq: glibc registered an rseq
-/// area for its threads (decided once per process). A thread whose own
-/// registration failed (a negative `cpu_id`) still gets `false` from
-/// each increment and uses the fallback word.
+/// area for its threads (decided once per process). Even then, a thread
+/// whose own registration failed (a negative `cpu_id`) cannot, and its
+/// increments go to the counter's fallback word.
 #[inline]
 pub fn available() -> bool {
     imp::area().is_some()
@@ -260,53 +260,21 @@ mod imp {
         }
         // A thread whose registration failed has a negative `cpu_id`,
         // which the sequence's unsigned bounds check sends to the fallback.
-        Some(thread_pointer().wrapping_offset(offset))
+        Some(
+            crate::cpu::rseq::thread_pointer()
+                .wrapping_offset(offset)
+                .cast_mut(),
+        )
     }
 
     #[cold]
     fn init() -> isize {
-        // SAFETY: the names are NUL-terminated; `dlsym` with `RTLD_DEFAULT`
-        // searches the loaded objects and returns null when absent.
-        let (offset_sym, size_sym) = unsafe {
-            (
-                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()),
-                libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()),
-            )
-        };
-        let offset = if offset_sym.is_null() || size_sym.is_null() {
-            UNAVAILABLE
-        } else {
-            // SAFETY: glibc defines `__rseq_size` as `const unsigned int`
-            // and `__rseq_offset` as `const ptrdiff_t`, set before `main`.
-            let (size, offset) = unsafe {
-                (
-                    size_sym.cast::<u32>().read(),
-                    offset_sym.cast::<isize>().read(),
-                )
-            };
-            if size >= MIN_SIZE {
-                offset
-            } else {
-                UNAVAILABLE
-            }
+        let offset = match crate::cpu::rseq::glibc_registration() {
+            Some((offset, size)) if size >= MIN_SIZE => offset,
+            _ => UNAVAILABLE,
         };
         OFFSET.store(offset, Relaxed);
         offset
-    }
-
-    #[inline(always)]
-    fn thread_pointer() -> *mut u8 {
-        let tp: *mut u8;
-        // SAFETY: on x86_64 glibc, `fs:0` holds the thread control block's
-        // self-pointer (the thread pointer); reading it has no side effects.
-        unsafe {
-            core::arch::asm!(
-                "mov {}, qword ptr fs:[0]",
-                out(reg) tp,
-                options(nostack, readonly, preserves_flags, pure)
-            );
-        }
-        tp
     }
 
     /// See [`super::add`].

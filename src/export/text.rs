@@ -25,8 +25,8 @@
 //! name (Prometheus's linter rejects empty help).
 
 use super::Format;
-use crate::registry::{AnyFamily, ExportOptions, Registry, OVERFLOW_LABEL};
-use crate::Histogram;
+use crate::registry::{AnyFamily, ExportOptions, Family, Metric, Registry, OVERFLOW_LABEL};
+use crate::{Histogram, Timer};
 use std::fmt;
 
 /// Quantiles exported for histograms and timers exported as summaries.
@@ -76,33 +76,10 @@ pub(crate) fn encode(
                 any_overflow |= f.overflowed() > 0;
             }
             AnyFamily::Histogram(f) => {
-                let export = f.export_options();
-                let kind = if export.summary {
-                    "summary"
-                } else {
-                    "histogram"
-                };
-                header(buf, om, f.name(), f.help(), kind, f.unit());
-                scratch.prepare(&export);
-                f.visit_sorted(|labels, h| {
-                    distribution(buf, f.name(), f.label_names(), labels, h, &export, scratch);
-                });
-                any_overflow |= f.overflowed() > 0;
+                any_overflow |= distributions(buf, om, f, scratch, |h| h);
             }
             AnyFamily::Timer(f) => {
-                let export = f.export_options();
-                let kind = if export.summary {
-                    "summary"
-                } else {
-                    "histogram"
-                };
-                header(buf, om, f.name(), f.help(), kind, f.unit());
-                scratch.prepare(&export);
-                f.visit_sorted(|labels, t| {
-                    let h = t.histogram();
-                    distribution(buf, f.name(), f.label_names(), labels, h, &export, scratch);
-                });
-                any_overflow |= f.overflowed() > 0;
+                any_overflow |= distributions(buf, om, f, scratch, Timer::histogram);
             }
         }
     }
@@ -114,6 +91,37 @@ pub(crate) fn encode(
     }
     let _ = registry;
     Ok(())
+}
+
+/// A histogram or timer family: header, then every series' buckets (or
+/// summary). Returns whether the family overflowed.
+fn distributions<M: Metric + Clone>(
+    buf: &mut String,
+    om: bool,
+    f: &Family<M>,
+    scratch: &mut Scratch,
+    histogram: impl Fn(&M) -> &Histogram,
+) -> bool {
+    let export = f.export_options();
+    let kind = if export.summary {
+        "summary"
+    } else {
+        "histogram"
+    };
+    header(buf, om, f.name(), f.help(), kind, f.unit());
+    scratch.prepare(&export);
+    f.visit_sorted(|labels, m| {
+        distribution(
+            buf,
+            f.name(),
+            f.label_names(),
+            labels,
+            histogram(m),
+            &export,
+            scratch,
+        );
+    });
+    f.overflowed() > 0
 }
 
 /// `metricz_cardinality_overflow_total{family="…"}` for every family that

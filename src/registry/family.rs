@@ -189,12 +189,7 @@ impl<M: Metric> Family<M> {
     #[inline]
     pub fn with(&self, values: &[&str]) -> Result<Series<'_, M>, RegistryError> {
         let inner = &*self.inner;
-        if values.len() != inner.label_names.len() {
-            return Err(RegistryError::LabelCountMismatch {
-                expected: inner.label_names.len(),
-                got: values.len(),
-            });
-        }
+        self.check_label_count(values)?;
         let guard = inner.map.pin();
         let value: *const M = match inner.map.get(values, &guard) {
             Some(node) => &node.value,
@@ -221,12 +216,7 @@ impl<M: Metric> Family<M> {
     /// ```
     pub fn get(&self, values: &[&str]) -> Result<Option<Series<'_, M>>, RegistryError> {
         let inner = &*self.inner;
-        if values.len() != inner.label_names.len() {
-            return Err(RegistryError::LabelCountMismatch {
-                expected: inner.label_names.len(),
-                got: values.len(),
-            });
-        }
+        self.check_label_count(values)?;
         let guard = inner.map.pin();
         let value: *const M = match inner.map.get(values, &guard) {
             Some(node) => &node.value,
@@ -259,18 +249,25 @@ impl<M: Metric> Family<M> {
     /// starts at zero.
     pub fn remove(&self, values: &[&str]) -> Result<bool, RegistryError> {
         let inner = &*self.inner;
-        if values.len() != inner.label_names.len() {
-            return Err(RegistryError::LabelCountMismatch {
-                expected: inner.label_names.len(),
-                got: values.len(),
-            });
-        }
+        self.check_label_count(values)?;
         Ok(inner.map.remove(values, &inner.map.pin()))
     }
 
     /// Removes every series (not the overflow series); returns how many.
     pub fn clear(&self) -> usize {
         self.inner.map.clear(&self.inner.map.pin())
+    }
+
+    fn check_label_count(&self, values: &[&str]) -> Result<(), RegistryError> {
+        let expected = self.inner.label_names.len();
+        if values.len() == expected {
+            Ok(())
+        } else {
+            Err(RegistryError::LabelCountMismatch {
+                expected,
+                got: values.len(),
+            })
+        }
     }
 
     /// Pushes the epoch collector along once (for tests and models that
