@@ -149,32 +149,51 @@ pub fn rseq_cpu() -> Option<usize> {
 pub(crate) mod rseq {
     use crate::primitive::{AtomicIsize, Ordering::Relaxed};
 
-    /// `OFFSET` before the first lookup.
+    /// An offset from the thread pointer, computed once per process by a
+    /// probe (or found unusable). Relaxed throughout: the value is a
+    /// self-contained integer computed from immutable process-wide data,
+    /// and racing initialisers store the same one.
+    pub(crate) struct LazyOffset(AtomicIsize);
+
+    /// Before the first lookup.
     const UNKNOWN: isize = isize::MIN;
-    /// `OFFSET` once rseq is known to be unusable in this process.
+    /// Once the probe found nothing usable.
     const UNAVAILABLE: isize = isize::MIN + 1;
+
+    impl LazyOffset {
+        pub(crate) const fn new() -> Self {
+            LazyOffset(AtomicIsize::new(UNKNOWN))
+        }
+
+        /// The offset, probing on first use.
+        #[inline]
+        pub(crate) fn get(&self, probe: fn() -> Option<isize>) -> Option<isize> {
+            match self.0.load(Relaxed) {
+                UNAVAILABLE => None,
+                UNKNOWN => self.init(probe),
+                offset => Some(offset),
+            }
+        }
+
+        #[cold]
+        fn init(&self, probe: fn() -> Option<isize>) -> Option<isize> {
+            let offset = probe().filter(|&o| o > UNAVAILABLE);
+            self.0.store(offset.unwrap_or(UNAVAILABLE), Relaxed);
+            offset
+        }
+    }
+
     /// Offset of `cpu_id` (a `u32` the kernel writes) in `struct rseq`.
     const CPU_ID_FIELD: isize = 4;
     /// The smallest `__rseq_size` that covers the `cpu_id` field.
     const MIN_SIZE: u32 = 8;
 
-    /// `__rseq_offset + CPU_ID_FIELD`, or one of the markers above. Relaxed
-    /// throughout: the value is a self-contained integer computed from
-    /// immutable process-wide data, and racing initialisers store the same one.
-    static OFFSET: AtomicIsize = AtomicIsize::new(UNKNOWN);
+    /// `__rseq_offset + CPU_ID_FIELD`.
+    static OFFSET: LazyOffset = LazyOffset::new();
 
     #[inline]
     pub(super) fn cpu_id() -> Option<usize> {
-        let mut offset = OFFSET.load(Relaxed);
-        if offset <= UNAVAILABLE {
-            if offset == UNAVAILABLE {
-                return None;
-            }
-            offset = init();
-            if offset == UNAVAILABLE {
-                return None;
-            }
-        }
+        let offset = OFFSET.get(probe)?;
         // SAFETY: `offset` is only stored by `init`, after glibc reported a
         // registered rseq area of at least `MIN_SIZE` bytes at `__rseq_offset`
         // from the thread pointer. glibc places that area in every thread's
@@ -197,13 +216,6 @@ pub(crate) mod rseq {
         // SAFETY: per this function's contract, `field` is the calling
         // thread's `rseq.cpu_id`, 4-byte aligned and valid for reads.
         unsafe { field.read_volatile() }
-    }
-
-    #[cold]
-    fn init() -> isize {
-        let offset = probe().unwrap_or(UNAVAILABLE);
-        OFFSET.store(offset, Relaxed);
-        offset
     }
 
     /// glibc's rseq registration: `(__rseq_offset, __rseq_size)`, looked up

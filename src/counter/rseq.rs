@@ -211,8 +211,9 @@ pub unsafe fn unarmed_add(first: *const AtomicU64, stride: usize, slots: usize, 
     target_arch = "x86_64"
 ))]
 mod imp {
+    use crate::cpu::rseq::LazyOffset;
     use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
-    use crate::primitive::{AtomicIsize, AtomicU64, Ordering::Relaxed};
+    use crate::primitive::AtomicU64;
 
     /// The stress build's delay between load and commit: a `pause` loop
     /// (uses `{ok}` as its counter, which is written afterwards anyway).
@@ -233,48 +234,27 @@ mod imp {
     /// Abort-handler runs (a locked add on a cold path: aborts are rare).
     pub(super) static ABORTS: StdAtomicU64 = StdAtomicU64::new(0);
 
-    /// `OFFSET` before the first lookup.
-    const UNKNOWN: isize = isize::MIN;
-    /// `OFFSET` once rseq is known to be unusable in this process.
-    const UNAVAILABLE: isize = isize::MIN + 1;
     /// The registered area must cover `cpu_id_start`, `cpu_id`, `rseq_cs`
     /// and `flags`: the original 32-byte ABI.
     const MIN_SIZE: u32 = 20;
 
-    /// `__rseq_offset`, or a marker. Relaxed: a self-contained integer from
-    /// immutable process-wide data; racing initialisers store the same one.
-    static OFFSET: AtomicIsize = AtomicIsize::new(UNKNOWN);
+    /// `__rseq_offset`, where the registration is large enough.
+    static OFFSET: LazyOffset = LazyOffset::new();
 
-    /// The calling thread's registered `struct rseq`, if usable.
+    /// The calling thread's registered `struct rseq`, if the process has
+    /// rseq. A thread whose registration failed has a negative `cpu_id`,
+    /// which the sequence's unsigned bounds check sends to the fallback.
     #[inline]
     pub(super) fn area() -> Option<*mut u8> {
-        let mut offset = OFFSET.load(Relaxed);
-        if offset <= UNAVAILABLE {
-            if offset == UNAVAILABLE {
-                return None;
-            }
-            offset = init();
-            if offset == UNAVAILABLE {
-                return None;
-            }
-        }
-        // A thread whose registration failed has a negative `cpu_id`,
-        // which the sequence's unsigned bounds check sends to the fallback.
+        let offset = OFFSET.get(|| {
+            let (offset, size) = crate::cpu::rseq::glibc_registration()?;
+            (size >= MIN_SIZE).then_some(offset)
+        })?;
         Some(
             crate::cpu::rseq::thread_pointer()
                 .wrapping_offset(offset)
                 .cast_mut(),
         )
-    }
-
-    #[cold]
-    fn init() -> isize {
-        let offset = match crate::cpu::rseq::glibc_registration() {
-            Some((offset, size)) if size >= MIN_SIZE => offset,
-            _ => UNAVAILABLE,
-        };
-        OFFSET.store(offset, Relaxed);
-        offset
     }
 
     /// See [`super::add`].
