@@ -258,6 +258,7 @@ impl<M: Metric> Family<M> {
         self.inner.map.clear(&self.inner.map.pin())
     }
 
+    #[inline]
     fn check_label_count(&self, values: &[&str]) -> Result<(), RegistryError> {
         let expected = self.inner.label_names.len();
         if values.len() == expected {
