@@ -8,6 +8,7 @@
 //! A missing `influxd` fails the test (never skips). Waiting is bounded
 //! polling: no assertion depends on timing.
 
+mod support;
 use metricz::export::influx::{self, InfluxPusher, LineError, Point};
 use metricz::export::push::PushError;
 use metricz::Registry;
@@ -15,11 +16,12 @@ use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+use support::url_encode;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -697,22 +699,7 @@ impl Influxd {
     /// A request over HTTP/1.0 (so the answer is not chunked): status,
     /// body.
     fn request(&self, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-        let mut stream = TcpStream::connect_timeout(&self.http, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
-            self.http
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Ok((status, body.to_string()))
+        support::http_request(self.http, method, path)
     }
 
     fn query(&self, method: &str, db: &str, q: &str) -> Value {
@@ -758,17 +745,6 @@ impl Drop for Influxd {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn close(a: f64, b: f64) -> bool {

@@ -7,13 +7,15 @@
 //! Waiting is bounded polling: no assertion depends on timing.
 #![cfg(feature = "http")]
 
+mod support;
 use metricz::export::http::Server;
 use metricz::Registry;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::url_encode;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -59,29 +61,7 @@ fn free_port() -> u16 {
 
 /// `GET path` over HTTP/1.0 (so the answer is not chunked): status, body.
 fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    support::http_request(addr, "GET", path)
 }
 
 fn poll<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
