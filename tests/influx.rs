@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use support::url_encode;
+use support::{free_port, url_encode};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -627,14 +627,6 @@ fn a_400_drops_the_batch_and_an_error_status_keeps_it() -> TestResult {
 
 /// Gives up waiting after this many polls, 50 ms apart.
 const POLLS: usize = 400;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `influxd` on loopback with its files in a temporary directory; killed
 /// (and the directory removed) on drop, also when a test panics.

@@ -11,11 +11,11 @@ mod support;
 use metricz::export::http::Server;
 use metricz::Registry;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::url_encode;
+use support::{free_port, url_encode};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -49,14 +49,6 @@ impl Drop for Guard {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` over HTTP/1.0 (so the answer is not chunked): status, body.

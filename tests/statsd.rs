@@ -7,14 +7,16 @@
 //! A missing daemon fails the test (never skips). Waiting is bounded
 //! polling: no assertion depends on timing.
 
+mod support;
 use metricz::export::statsd::{self, Deltas, StatsdFormat, StatsdPusher};
 use metricz::Registry;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::free_port;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -296,14 +298,6 @@ fn datagrams_pack_lines_up_to_the_bound_and_never_split_one() -> TestResult {
 /// Gives up waiting after this many polls, 50 ms apart.
 const POLLS: usize = 400;
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -330,7 +324,7 @@ impl StatsdDaemon {
             "{} is missing: install it with scripts/install-clients",
             script.display()
         );
-        let (udp, mgmt) = (free_udp_port(), free_tcp_port());
+        let (udp, mgmt) = (free_udp_port(), free_port());
         let dir = std::env::temp_dir().join(format!(
             "metricz-statsd-{}-{udp}-{mgmt}",
             std::process::id()

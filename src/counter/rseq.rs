@@ -178,11 +178,12 @@ pub(crate) enum Added {
 /// use atomic loads; a fallback goes to a separate word).
 #[inline]
 pub(crate) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> Added {
-    if imp::area().is_none() {
+    let Some(area) = imp::area() else {
         return Added::Unavailable;
-    }
-    // SAFETY: forwarded contract.
-    if unsafe { imp::add(first, stride, slots, n) } {
+    };
+    // SAFETY: `area` is the calling thread's registered area; the rest is
+    // the forwarded contract.
+    if unsafe { imp::add(area, first, stride, slots, n) } {
         Added::Yes
     } else {
         Added::Fallback
@@ -257,12 +258,16 @@ mod imp {
         )
     }
 
-    /// See [`super::add`].
+    /// See [`super::add`]; `area` must be the calling thread's registered
+    /// `struct rseq`, from [`area`].
     #[inline]
-    pub(super) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> bool {
-        let Some(area) = area() else {
-            return false;
-        };
+    pub(super) unsafe fn add(
+        area: *mut u8,
+        first: *const AtomicU64,
+        stride: usize,
+        slots: usize,
+        n: u64,
+    ) -> bool {
         let ok: usize;
         // SAFETY: `area` is the calling thread's registered `struct rseq`
         // (`cpu_id` at +4, `rseq_cs` at +8); the descriptor is static data
@@ -389,7 +394,7 @@ mod imp {
     }
 
     #[inline]
-    pub(super) unsafe fn add(_: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
+    pub(super) unsafe fn add(_: *mut u8, _: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
         false
     }
 

@@ -1,4 +1,4 @@
-use super::CounterStrategy;
+use super::{shards, CounterStrategy};
 use crate::primitive::{AtomicPtr, AtomicU64, Ordering::*};
 use crossbeam_utils::CachePadded;
 use std::ptr;
@@ -167,24 +167,11 @@ impl CounterStrategy for SingleWriterCounter {
     }
 
     fn get(&self) -> u64 {
-        // Acquire pairs with `take`'s Release, so slot loads below see at
-        // least what the taker summed (keeps `get` ≥ 0 after a take).
-        let taken = self.taken.load(Acquire);
-        self.total().wrapping_sub(taken)
+        shards::get_by_baseline(&self.taken, || self.total())
     }
 
     fn take(&self) -> u64 {
-        // Acquire pairs with the Release of a racing taker's successful CAS:
-        // after seeing its baseline, our slot loads read at least what it
-        // summed, so the delta below is what arrived since.
-        let mut taken = self.taken.load(Acquire);
-        loop {
-            let total = self.total();
-            match self.taken.compare_exchange(taken, total, AcqRel, Acquire) {
-                Ok(_) => return total.wrapping_sub(taken),
-                Err(current) => taken = current,
-            }
-        }
+        shards::take_by_baseline(&self.taken, || self.total())
     }
 }
 

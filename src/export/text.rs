@@ -25,7 +25,7 @@
 //! name (Prometheus's linter rejects empty help).
 
 use super::Format;
-use crate::registry::{AnyFamily, ExportOptions, Family, Metric, Registry, OVERFLOW_LABEL};
+use crate::registry::{AnyFamily, ExportOptions, Family, Metric, OVERFLOW_LABEL};
 use crate::{Histogram, Timer};
 use std::fmt;
 
@@ -39,9 +39,8 @@ pub(crate) struct Scratch {
     counts: Vec<u64>,
 }
 
-/// Appends the exposition of every family of `registry` to `buf`.
+/// Appends the exposition of `families` (sorted by name) to `buf`.
 pub(crate) fn encode(
-    registry: &Registry,
     format: Format,
     families: &[AnyFamily],
     scratch: &mut Scratch,
@@ -89,7 +88,6 @@ pub(crate) fn encode(
     if om {
         buf.push_str("# EOF\n");
     }
-    let _ = registry;
     Ok(())
 }
 

@@ -284,7 +284,6 @@ impl Registry {
 
     /// A self-metric family of metricz itself (pushers' failures and drops,
     /// …): the `metricz_` prefix, reserved to users, is allowed here.
-    #[allow(dead_code)] // the pushers' self-metrics
     pub(crate) fn self_counter_vec(
         &self,
         name: &str,
@@ -546,7 +545,7 @@ impl Registry {
                 .values()
                 .cloned(),
         );
-        let result = crate::export::text::encode(self, format, families, scratch, buf);
+        let result = crate::export::text::encode(format, families, scratch, buf);
         families.clear();
         result
     }

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test binary uses a part
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 /// `METHOD path` with an empty body over HTTP/1.0 (so the answer is not
@@ -39,4 +39,13 @@ pub(crate) fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
