@@ -126,6 +126,11 @@ impl UpDownGauge {
         }
     }
 
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
     /// Adds `delta` (which may be negative), wrapping at the `i64` range.
     #[inline]
     pub fn add(&self, delta: i64) {

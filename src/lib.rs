@@ -92,11 +92,13 @@
 //! - The rseq CPU read needs glibc 2.35+ on x86_64 or aarch64 Linux; elsewhere
 //!   [`cpu::current`] falls back to `sched_getcpu` (3–4 ns via the vDSO) or a thread
 //!   index.
-//! - Shards are chosen by masking the CPU id to the shard count, which is
-//!   sized from the available parallelism. In a container whose CPU quota is
-//!   smaller than the host's CPU count, or on a sparse cpuset, several CPUs
-//!   map to one shard: still exact, but those CPUs contend. Use
-//!   `Counter::with_shards` with the host's CPU count there.
+//! - Shards are sized from the CPUs the machine can have (its *possible*
+//!   CPUs, `/sys/devices/system/cpu/possible`), so every CPU id has its own
+//!   shard whatever the affinity of the thread that created the metric. Each
+//!   shard costs memory on a host that reports many possible CPUs (hot-plug
+//!   slots) but uses few; `with_shards` / `RegistryBuilder::shards` choose
+//!   fewer, and then CPU ids are masked onto them and counters increment with
+//!   locked adds (restartable sequences need a shard no other CPU writes).
 //! - The first CPU lookup in a process calls `dlsym`, which may allocate: do
 //!   not make it from inside a global allocator.
 //! - `SingleWriterCounter`'s load + store is not safe against a signal handler

@@ -69,38 +69,73 @@ macro_rules! global {
 }
 pub(crate) use global;
 
-/// One more than the highest CPU id this process may run on (its affinity
-/// mask, read once), at least [`available_parallelism`]: CPU ids a thread
-/// can report, so per-CPU slots indexed without masking cover them all.
-/// Under loom, 2.
+/// One more than the highest CPU id the machine can have: the kernel's
+/// *possible* CPUs (`/sys/devices/system/cpu/possible`, else
+/// `sysconf(_SC_NPROCESSORS_CONF)`, as tcmalloc and librseq size their
+/// per-CPU data), at least [`available_parallelism`]. Read once per
+/// process. Any CPU id a thread can report is below it, whatever the
+/// affinity of the thread that asked first (a thread pinned to one CPU in a
+/// thread-per-core server, or a cpuset such as CPUs 64–127), so per-CPU
+/// slots indexed without masking cover them all. Under loom, 2.
 pub(crate) fn possible_cpus() -> usize {
-    #[cfg(all(not(loom), target_os = "linux"))]
+    #[cfg(all(not(loom), unix))]
     {
         static CACHED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         *CACHED.get_or_init(|| {
-            // SAFETY: the kernel fills a zeroed set of the size passed.
-            let highest = unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
-                {
-                    (0..libc::CPU_SETSIZE as usize)
-                        .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
-                        .max()
-                        .map_or(0, |cpu| cpu + 1)
-                } else {
-                    0
-                }
-            };
-            highest.max(available_parallelism())
+            let possible = possible_from_sysfs().or_else(configured_cpus).unwrap_or(0);
+            possible.max(available_parallelism())
         })
     }
-    #[cfg(not(all(not(loom), target_os = "linux")))]
+    #[cfg(not(all(not(loom), unix)))]
     {
         available_parallelism()
     }
 }
 
-/// The number of CPUs the process may run on, used to size shards.
+/// One more than the highest CPU in the kernel's possible mask, e.g. 128 for
+/// `0-127`. Not under Miri, whose isolation refuses file reads.
+#[cfg(all(not(loom), unix))]
+fn possible_from_sysfs() -> Option<usize> {
+    if cfg!(miri) || !cfg!(target_os = "linux") {
+        return None;
+    }
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").ok()?;
+    cpu_list_end(&list)
+}
+
+/// `sysconf(_SC_NPROCESSORS_CONF)`: the CPUs configured (possible or
+/// present, by libc), whatever the calling thread's affinity.
+#[cfg(all(not(loom), unix))]
+fn configured_cpus() -> Option<usize> {
+    // SAFETY: `sysconf` only reads a system setting.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// One more than the highest CPU id in a kernel CPU list (`0-3,8,10-11`
+/// gives 12), or `None` if the list is malformed or empty.
+#[cfg_attr(any(loom, not(unix)), allow(dead_code))]
+pub(crate) fn cpu_list_end(list: &str) -> Option<usize> {
+    let mut end = None;
+    for range in list.trim().split(',') {
+        let last = match range.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (first.parse::<usize>().ok()?, last.parse::<usize>().ok()?);
+                if first > last {
+                    return None;
+                }
+                last
+            }
+            None => range.parse::<usize>().ok()?,
+        };
+        end = end.max(last.checked_add(1));
+    }
+    end
+}
+
+/// The number of CPUs the calling thread may run on (a floor for
+/// [`possible_cpus`]; never used alone to size shards, since it depends on
+/// the caller's affinity).
 ///
 /// Under loom this is fixed at 2, so models are small and deterministic.
 pub(crate) fn available_parallelism() -> usize {
@@ -122,5 +157,25 @@ pub(crate) fn available_parallelism() -> usize {
     #[cfg(loom)]
     {
         2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_list_end;
+
+    #[test]
+    fn cpu_lists_parse_to_one_past_the_highest_id() {
+        assert_eq!(cpu_list_end("0\n"), Some(1));
+        assert_eq!(cpu_list_end("0-1\n"), Some(2));
+        assert_eq!(cpu_list_end("0-127"), Some(128));
+        assert_eq!(cpu_list_end("64-127"), Some(128));
+        assert_eq!(cpu_list_end("0-3,8,10-11"), Some(12));
+        assert_eq!(cpu_list_end("10-11,0-3"), Some(12));
+        assert_eq!(cpu_list_end(""), None);
+        assert_eq!(cpu_list_end("x"), None);
+        assert_eq!(cpu_list_end("3-1"), None);
+        assert_eq!(cpu_list_end("0-"), None);
+        assert_eq!(cpu_list_end("18446744073709551615"), None);
     }
 }

@@ -10,7 +10,10 @@
 //! allocates.
 
 use crate::counter::shards;
-use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
+use crate::primitive::{
+    Arc, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -68,9 +71,13 @@ impl std::error::Error for RateError {}
 /// the clock and was then descheduled that long) counts nothing: its event
 /// has already left every window that slot is part of.
 ///
-/// Laps are kept modulo 2<sup>32</sup>: a slot left untouched for exactly a
-/// multiple of 2<sup>32</sup> windows (49.7 days for a 1 ms window of one
-/// slot; 8 000 years for the default) would be read as current once.
+/// Laps are kept modulo 2<sup>32</sup> in the slots. A mark tells a slot
+/// left from an older lap from one already moved on by a newer mark by the
+/// newest tick the rate has seen (kept in full), so a slot idle for any
+/// number of laps is taken over by the next mark, except after exactly a
+/// multiple of 2<sup>32</sup> laps (49.7 days for a 1 ms window of one slot;
+/// 8 000 years for the default), when marks and reads take its old count as
+/// current once.
 ///
 /// ```
 /// use metricz::Rate;
@@ -96,6 +103,10 @@ struct Inner {
     slots: usize,
     chunks_per_shard: usize,
     shard_mask: usize,
+    /// The newest tick any mark has been made at (monotonic, whole): how far
+    /// ahead of a mark a slot's lap can be. Read by every mark, written
+    /// (`fetch_max`) once per tick, so its line stays shared.
+    newest_tick: CachePadded<AtomicU64>,
     words: Box<[CachePadded<[AtomicU64; CHUNK]>]>,
 }
 
@@ -136,11 +147,18 @@ impl Rate {
                 slots,
                 chunks_per_shard,
                 shard_mask: shards - 1,
+                newest_tick: CachePadded::new(AtomicU64::new(0)),
                 words: (0..shards * chunks_per_shard)
                     .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
                     .collect(),
             }),
         })
+    }
+
+    /// The number of per-CPU shards (the next power of two of the CPUs the
+    /// machine can have).
+    pub fn shards(&self) -> usize {
+        self.inner.shard_mask + 1
     }
 
     /// The window's length.
@@ -164,23 +182,43 @@ impl Rate {
     /// and for tests). Times before the rate's creation count as its start.
     pub fn mark_at(&self, n: u32, now: Instant) {
         let inner = &*self.inner;
-        let (lap, slot) = inner.locate(inner.tick_of(now));
+        let tick = inner.tick_of(now);
+        // Relaxed load first, so the shared word is written only when the
+        // tick moves on. Relaxed `fetch_max`: its order against the slot
+        // word's CAS below is carried by that CAS's Release.
+        if tick > inner.newest_tick.load(Relaxed) {
+            inner.newest_tick.fetch_max(tick, Relaxed);
+        }
+        let (lap, slot) = inner.locate(tick);
+        let full_lap = tick / inner.slots as u64;
         let shard = crate::cpu::current() & inner.shard_mask;
         let word = inner.word(shard, slot);
-        // Relaxed: the word is self-contained (lap and count together); the
-        // CAS alone makes rotation and counting one step.
-        let _ = word.fetch_update(Relaxed, Relaxed, |w| {
+        // The CAS makes rotation and counting one step. Release on success
+        // and Acquire on every load pair with each other: a mark that reads
+        // a slot word another mark wrote sees that mark's `fetch_max` of
+        // `newest_tick` too (sequenced before its CAS), so the bound below
+        // covers every lap a slot can hold.
+        let _ = word.fetch_update(Release, Acquire, |w| {
             let (slot_lap, count) = unpack(w);
-            match lap.wrapping_sub(slot_lap) as i32 {
+            if slot_lap == lap {
                 // This lap's slot: count here.
-                0 => Some(pack(lap, count.saturating_add(n))),
-                // An older lap: its events have left the window; start this
-                // lap with ours.
-                1.. => Some(pack(lap, n)),
+                return Some(pack(lap, count.saturating_add(n)));
+            }
+            // Laps modulo 2^32: the slot is newer than this mark only if it
+            // is at most as far ahead as the newest tick seen allows.
+            // Relaxed: the Acquire load of the slot word already ordered
+            // this after the `fetch_max` of the mark that wrote it.
+            let newest_lap = inner.newest_tick.load(Relaxed) / inner.slots as u64;
+            let ahead = u64::from(slot_lap.wrapping_sub(lap));
+            if ahead <= newest_lap.saturating_sub(full_lap) {
                 // A newer lap: the slot already counts a tick at least a
                 // whole window after ours, so our event is out of every
                 // window it is in.
-                _ => None,
+                None
+            } else {
+                // An older lap (however many laps old): its events have left
+                // the window; start this lap with ours.
+                Some(pack(lap, n))
             }
         });
     }

@@ -3,6 +3,7 @@
 //! 2<sup>64</sup> and monotonic reads; then the guarantees specific to
 //! [`Counter`], [`AdaptiveCounter`] and [`SingleWriterCounter`].
 
+mod support;
 use metricz::counter::rseq::RseqCounter;
 use metricz::{
     AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
@@ -698,4 +699,57 @@ fn single_writer_take_baseline_survives_thread_churn() {
         }
     }
     assert_eq!(taken + c.get(), written);
+}
+
+/// With fewer shards than CPUs, every CPU's increments land in a shard (the
+/// CPU id masked to the shard count, with locked adds), never in the
+/// fallback word that threads without an rseq registration use, for a
+/// standalone counter and a registry's arena counter alike.
+#[cfg(target_os = "linux")]
+#[cfg_attr(miri, ignore = "pins threads to CPUs")]
+#[test]
+fn fewer_shards_than_cpus_mask_every_cpu_onto_a_shard() {
+    let cpus = support::configured_cpus();
+    assert!(
+        cpus >= 2,
+        "this test needs two CPUs, the machine has {cpus}"
+    );
+    let registry = metricz::Registry::builder().shards(1).build();
+    let family = registry
+        .counter_vec("masked_total", "Masked.", &["k"])
+        .unwrap();
+    let arena = family.with(&["v"]).unwrap();
+    for counter in [&Counter::with_shards(1), &*arena] {
+        assert_eq!(counter.shards(), 1);
+        const N: u64 = 10_000;
+        for cpu in 0..cpus.min(4) {
+            thread::scope(|s| {
+                s.spawn(|| {
+                    assert!(support::pin_to(cpu), "could not pin to CPU {cpu}");
+                    (0..N).for_each(|_| counter.inc());
+                });
+            });
+            let (shards, fallback) = counter.shard_values();
+            assert_eq!(
+                fallback, 0,
+                "CPU {cpu}'s increments went to the fallback word"
+            );
+            assert_eq!(shards, vec![N * (cpu as u64 + 1)]);
+        }
+    }
+    // Two shards on two or more CPUs: each CPU's increments land in the
+    // shard its id masks to.
+    let counter = Counter::with_shards(2);
+    for cpu in 0..cpus.min(4) {
+        thread::scope(|s| {
+            s.spawn(|| {
+                assert!(support::pin_to(cpu));
+                (0..1000).for_each(|_| counter.inc());
+            });
+        });
+    }
+    let (shards, fallback) = counter.shard_values();
+    assert_eq!(fallback, 0);
+    let per_shard = |k: usize| (0..cpus.min(4)).filter(|c| c & 1 == k).count() as u64 * 1000;
+    assert_eq!(shards, vec![per_shard(0), per_shard(1)]);
 }

@@ -171,3 +171,37 @@ fn default_rate_is_a_minute_and_clones_share() {
     assert_eq!(rate.count_in_window(), 3);
     assert!(rate.per_second() > 0.0);
 }
+
+/// A slot left idle for 2^31 laps or more (laps are kept modulo 2^32 in the
+/// slot) is still taken over by the next mark, and a slot idle for just
+/// under 2^31 laps too; a mark made late, behind a slot a newer mark has
+/// moved on, still counts nothing.
+#[test]
+fn slots_idle_for_two_to_the_31_laps_take_new_marks() {
+    for laps in [
+        (1u64 << 31) - 5,
+        (1 << 31) - 1,
+        1 << 31,
+        (1 << 31) + 5,
+        (1 << 32) - 1,
+        (1 << 32) + 3,
+    ] {
+        // One 1 ms slot: a lap is a millisecond.
+        let rate = Rate::with_window(ms(1), 1).unwrap();
+        let t0 = Instant::now();
+        rate.mark_at(3, t0);
+        let later = t0 + ms(laps);
+        rate.mark_at(1, later);
+        assert_eq!(rate.count_in_window_at(later), 1, "{laps} laps idle");
+        rate.mark_at(2, later);
+        assert_eq!(rate.count_in_window_at(later), 3, "{laps} laps idle");
+        // A late mark (its instant a lap before the slot's) counts nothing
+        // and leaves the newer lap's events in place.
+        rate.mark_at(100, later - ms(1));
+        assert_eq!(
+            rate.count_in_window_at(later),
+            3,
+            "{laps} laps idle, late mark"
+        );
+    }
+}

@@ -81,7 +81,7 @@ fn advance_probe(probe: u32) -> u32 {
 
 impl AdaptiveCounter {
     /// A counter that may grow to the default shard count of cells (the next
-    /// power of two of the available parallelism).
+    /// power of two of the CPUs the machine can have).
     pub fn new() -> Self {
         Self::with_max_cells(shards::default_count())
     }

@@ -7,7 +7,7 @@
 //! | type | increment | read | memory |
 //! |---|---|---|---|
 //! | [`AtomicCounter`] | `lock xadd` on one shared word | one load | 8 bytes |
-//! | [`Counter`] | where glibc registered rseq: an unlocked load-add-store on the current CPU's shard (or arena word) in a restartable sequence, a locked fallback word for threads that cannot; elsewhere `lock xadd` on the current CPU's shard | sum of shards (+ fallback) − taken | 128 bytes × shards standalone; 8 bytes × shards in a registry's arena; + 16 bytes |
+//! | [`Counter`] | where glibc registered rseq and there is a shard per possible CPU: an unlocked load-add-store on the current CPU's shard (or arena word) in a restartable sequence, a locked fallback word for threads that cannot; elsewhere (no rseq, or fewer shards than CPUs) `lock xadd` on the current CPU's shard, masked | sum of shards (+ fallback) − taken | 128 bytes × shards standalone; 8 bytes × shards in a registry's arena; + 16 bytes |
 //! | [`LockedPerCpuCounter`] | `lock xadd` on the current CPU's padded shard | sum of shards | 128 bytes × shards |
 //! | [`RseqCounter`](rseq::RseqCounter) | the rseq sequence on one padded slot per CPU id, else the fallback word | sum of slots + fallback − taken | 128 bytes × (CPU ids + 1) |
 //! | [`ThreadShardedCounter`] | `lock xadd` on the shard the thread index hashes to | sum of shards | 128 bytes × shards |

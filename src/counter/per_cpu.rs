@@ -11,10 +11,13 @@ use std::ptr::NonNull;
 /// glibc registered one), so threads on different CPUs never contend for a
 /// cache line. Shards are padded to [`CachePadded`](crossbeam_utils::CachePadded)
 /// (128 bytes on x86_64) and are a power of two in number: by default the next
-/// power of two of the available parallelism, or chosen with
-/// [`with_shards`](Self::with_shards). CPU ids are masked to the shard count,
-/// so CPUs whose ids differ by a multiple of it share a shard (still correct,
-/// only contended).
+/// power of two of the CPUs the machine can have (its *possible* CPUs, so
+/// every CPU id has its own shard whatever thread created the counter), or
+/// chosen with [`with_shards`](Self::with_shards). With fewer shards than
+/// possible CPUs, CPU ids are masked to the shard count, so CPUs whose ids
+/// differ by a multiple of it share a shard, and increments are locked
+/// `fetch_add`s on it (still correct, only contended): a restartable
+/// sequence needs a shard no other CPU writes.
 ///
 /// Cloning is cheap and the clone shares the same counter.
 ///
@@ -49,6 +52,11 @@ pub struct Counter {
     stride: usize,
     /// Shards − 1 (the count is a power of two).
     mask: usize,
+    /// Whether there is a shard for every possible CPU, so increments may
+    /// use restartable sequences (decided at creation; never changes, so a
+    /// shard is written either only by rseq sequences or only by locked
+    /// adds).
+    per_cpu: bool,
     /// The fallback word and the take baseline, inside `storage`.
     extra: NonNull<Extra>,
     /// Keeps the words behind `base` and `extra` alive.
@@ -93,13 +101,15 @@ unsafe impl Sync for Counter {}
 
 impl Counter {
     /// A counter at zero with the default shard count: the next power of two
-    /// of [`std::thread::available_parallelism`].
+    /// of the CPUs the machine can have (see the [type docs](Self)).
     pub fn new() -> Self {
         Self::with_shards(shards::default_count())
     }
 
     /// A counter at zero with `shards` shards, rounded up to a power of two
-    /// and clamped to `1..=65536` (0 gives one shard).
+    /// and clamped to `1..=65536` (0 gives one shard). Fewer shards than
+    /// the machine's possible CPUs mask CPU ids onto the shards and
+    /// increment them with locked adds (see the [type docs](Self)).
     pub fn with_shards(shards: usize) -> Self {
         let padded = Arc::new(Padded {
             shards: shards::new(shards::normalize(shards)),
@@ -109,6 +119,7 @@ impl Counter {
             base: NonNull::from(&*padded.shards[0]),
             stride: std::mem::size_of::<shards::Shard>(),
             mask: padded.shards.len() - 1,
+            per_cpu: shards::covers_every_cpu(padded.shards.len()),
             extra: NonNull::from(&padded.extra),
             storage: Storage::Padded(padded),
         }
@@ -127,6 +138,7 @@ impl Counter {
             base: NonNull::from(first),
             stride,
             mask: shards - 1,
+            per_cpu: shards::covers_every_cpu(shards),
             extra: NonNull::from(&lease.extra),
             storage: Storage::Arena(lease),
         }
@@ -145,6 +157,16 @@ impl Counter {
             Storage::Padded(_) => None,
             Storage::Arena(lease) => Some(lease.position()),
         }
+    }
+
+    /// What each shard holds, then the fallback word (for tests of where
+    /// increments land; reads are Relaxed, like [`get`](Self::get)).
+    #[doc(hidden)]
+    pub fn shard_values(&self) -> (Vec<u64>, u64) {
+        let shards = (0..=self.mask)
+            .map(|i| self.shard(i).load(Relaxed))
+            .collect();
+        (shards, self.extra().fallback.load(Relaxed))
     }
 
     /// Bytes of counter storage this handle reaches: shards × stride for a
@@ -190,31 +212,36 @@ impl Counter {
     /// Adds `n`, wrapping at 2<sup>64</sup>.
     ///
     /// Where the process increments with restartable sequences
-    /// ([`rseq::available`](crate::counter::rseq::available)), this is an
-    /// unlocked load-add-store on the current CPU's shard that the kernel
-    /// restarts if the thread is preempted, migrated or signalled inside it;
-    /// a thread that cannot (no registration, or a CPU beyond the shards)
-    /// adds to a separate locked fallback word, never to a shard. Elsewhere
-    /// it is a relaxed `fetch_add` on the shard of the current CPU.
+    /// ([`rseq::available`](crate::counter::rseq::available)) and the
+    /// counter has a shard for every possible CPU, this is an unlocked
+    /// load-add-store on the current CPU's shard that the kernel restarts if
+    /// the thread is preempted, migrated or signalled inside it; a thread
+    /// that cannot (no registration of its own) adds to a separate locked
+    /// fallback word, never to a shard. Elsewhere (no rseq, or fewer shards
+    /// than CPUs) it is a relaxed `fetch_add` on the shard of the current
+    /// CPU, masked to the shard count.
     #[inline]
     pub fn add(&self, n: u64) {
-        // SAFETY: shards `0..shards()` are `AtomicU64`s at `base + i ×
-        // stride`, kept alive by `storage`. Whether the process uses rseq is
-        // decided once, so while it does, shards are written only by rseq
-        // sequences (fallbacks go to `extra`), as `rseq::add` requires.
-        match unsafe { super::rseq::add(self.base.as_ptr(), self.stride, self.shards(), n) } {
-            super::rseq::Added::Yes => {}
-            super::rseq::Added::Fallback => {
-                // Relaxed: a tally, like the shards.
-                self.extra().fallback.fetch_add(n, Relaxed);
-            }
-            super::rseq::Added::Unavailable => {
-                // Relaxed: a shard is a plain tally; nothing else is
-                // published through it.
-                self.shard(crate::cpu::current() & self.mask)
-                    .fetch_add(n, Relaxed);
+        if self.per_cpu {
+            // SAFETY: shards `0..shards()` are `AtomicU64`s at `base + i ×
+            // stride`, kept alive by `storage`. Whether the process uses rseq
+            // is decided once and `per_cpu` at creation, so while this
+            // counter uses rseq, its shards are written only by rseq
+            // sequences (fallbacks go to `extra`), as `rseq::add` requires.
+            match unsafe { super::rseq::add(self.base.as_ptr(), self.stride, self.shards(), n) } {
+                super::rseq::Added::Yes => return,
+                super::rseq::Added::Fallback => {
+                    // Relaxed: a tally, like the shards.
+                    self.extra().fallback.fetch_add(n, Relaxed);
+                    return;
+                }
+                super::rseq::Added::Unavailable => {}
             }
         }
+        // Relaxed: a shard is a plain tally; nothing else is published
+        // through it.
+        self.shard(crate::cpu::current() & self.mask)
+            .fetch_add(n, Relaxed);
     }
 
     /// Everything ever added: the wrapping sum of the shards and the

@@ -14,11 +14,17 @@ pub(crate) type Shard = CachePadded<AtomicU64>;
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
 /// The default shard count: the next power of two of the CPU ids the
-/// process may run on (one more than the highest in its affinity mask, at
-/// least the available parallelism; 2 under loom), so that an rseq
-/// increment finds a shard for every CPU it can run on.
+/// machine can have ([`possible_cpus`](crate::primitive::possible_cpus); 2
+/// under loom), so that an rseq increment finds a shard for every CPU a
+/// thread can run on.
 pub(crate) fn default_count() -> usize {
     normalize(crate::primitive::possible_cpus())
+}
+
+/// Whether `count` shards give every possible CPU id its own shard (so an
+/// rseq increment may use them); fewer are masked and take locked adds.
+pub(crate) fn covers_every_cpu(count: usize) -> bool {
+    count >= crate::primitive::possible_cpus()
 }
 
 /// Rounds a requested shard count to a power of two in `1..=MAX_SHARDS`.

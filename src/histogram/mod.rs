@@ -199,7 +199,8 @@ impl HistogramBuilder {
     }
 
     /// The number of shards, rounded up to a power of two (default: the
-    /// next power of two of the available parallelism, as for `Counter`).
+    /// next power of two of the CPUs the machine can have, as for
+    /// `Counter`); fewer than the CPUs masks CPU ids onto them.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -336,6 +337,11 @@ impl Histogram {
                 .filter_map(shard::shard_if_any)
                 .map(|s| s.header_bytes() + s.block_bytes())
                 .sum::<usize>()
+    }
+
+    /// The number of per-CPU shards (allocated or not).
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
     }
 
     /// How many shards have recorded (been allocated).

@@ -569,7 +569,9 @@ impl RegistryBuilder {
 
     /// Shards of the registry's counters (rounded up to a power of two and
     /// clamped to `1..=65536`); default: the next power of two of the
-    /// available parallelism, like [`Counter::new`].
+    /// CPUs the machine can have, like [`Counter::new`]. Fewer shards than
+    /// CPUs mask CPU ids onto the shards, with locked increments (see
+    /// [`Counter::with_shards`](crate::Counter::with_shards)).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self

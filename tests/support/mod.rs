@@ -49,3 +49,28 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Pins the calling thread to `cpu`; false if the kernel refused (no such
+/// CPU in the process's cpuset).
+#[cfg(target_os = "linux")]
+pub(crate) fn pin_to(cpu: usize) -> bool {
+    // SAFETY: `cpu_set_t` is plain data (all-zero is the empty set); `cpu`
+    // is checked against CPU_SETSIZE; the set is passed with its size.
+    unsafe {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return false;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// The CPUs the machine has configured (`sysconf(_SC_NPROCESSORS_CONF)`),
+/// whatever the calling thread's affinity.
+#[cfg(target_os = "linux")]
+pub(crate) fn configured_cpus() -> usize {
+    // SAFETY: `sysconf` only reads a setting.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    usize::try_from(n).unwrap_or(0)
+}
