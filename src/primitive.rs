@@ -40,6 +40,16 @@ pub(crate) mod std_only {
     pub(crate) use std::sync::{Arc, Condvar, Mutex};
 }
 
+/// Gives up the rest of the time slice in a wait loop (loom's, under loom,
+/// so its models can make progress).
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
 /// Reference counting is std's in every build: loom has no need to explore
 /// `Arc`'s own orderings, and std's `Arc<[T]>` keeps a counter to one
 /// allocation.

@@ -460,6 +460,43 @@ fn warm_encode_does_not_allocate() {
     );
 }
 
+/// An idle-eviction pass that evicts nothing allocates nothing, histogram
+/// and timer series included (their activity is read without a snapshot),
+/// and so does a warm encode with eviction on.
+#[test]
+fn eviction_pass_does_not_allocate() {
+    let reg = metricz::Registry::new();
+    let sizes = reg.histogram_vec("size_bytes", "Sizes.", &["op"]).unwrap();
+    let latency = reg
+        .timer_vec("request_duration_seconds", "Latency.", &["op"])
+        .unwrap();
+    let hits = reg.counter_vec("hits_total", "Hits.", &["op"]).unwrap();
+    for i in 0..50u64 {
+        let op = format!("o{i}");
+        sizes.with(&[&op]).unwrap().record(i * 1000 + 1);
+        latency
+            .with(&[&op])
+            .unwrap()
+            .record(Duration::from_micros(i + 1));
+        hits.with(&[&op]).unwrap().inc();
+    }
+    // Idle only after 1000 unchanged passes: these passes evict nothing.
+    reg.set_idle_eviction(1000);
+    let mut buf = String::new();
+    reg.encode_prometheus(&mut buf).unwrap();
+    reg.encode_prometheus(&mut buf).unwrap();
+    sizes.with(&["o1"]).unwrap().record(5);
+    let (n, evicted) = allocations_in(|| reg.evict_idle());
+    assert_eq!(evicted, 0);
+    assert_eq!(n, 0, "an eviction pass allocated {n} times");
+    let (n, ()) = allocations_in(|| {
+        buf.clear();
+        reg.encode_prometheus(&mut buf).unwrap();
+    });
+    assert_eq!(n, 0, "a warm encode with eviction on allocated {n} times");
+    assert!(buf.contains("size_bytes_count{op=\"o1\"} 2\n"), "{buf}");
+}
+
 /// The CPUs this thread may run on.
 fn cpus_allowed() -> Vec<usize> {
     // SAFETY: `set` is a plain bit set the kernel fills; size matches.

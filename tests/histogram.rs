@@ -552,9 +552,10 @@ fn counts_past_u32_are_exact() {
     let v = 12_345u64;
     let w = 9_999_999u64;
     let h = Histogram::builder().shards(1).build().unwrap();
-    h.record_n(v, u64::from(u32::MAX));
+    // Below 2^31 a count needs no carry storage.
+    h.record_n(v, (1 << 31) - 1);
     let before_carry = h.bytes_used();
-    h.record_n(v, u64::from(u32::MAX));
+    h.record_n(v, u64::from(u32::MAX) + (1 << 31));
     h.record(v);
     assert!(h.bytes_used() > before_carry, "no carry storage");
     let s = h.snapshot();
@@ -756,4 +757,79 @@ fn empty_snapshots_read_zero() {
     h.take_interval();
     assert_empty(&h.snapshot());
     assert_empty(&h.take_interval());
+}
+
+/// Counts past 2^31 and 2^32 in one bucket (a 32-bit word and its carry)
+/// are exact, by `record`, `record_n` and every read.
+#[test]
+fn counts_past_32_bits_are_exact() {
+    let h = Histogram::builder().shards(1).build().unwrap();
+    let mut expected = 0u64;
+    for n in [
+        (1u64 << 31) - 1,
+        1,
+        1,
+        (1 << 32) - 1,
+        1 << 31,
+        5,
+        u64::from(u32::MAX),
+        1 << 40,
+    ] {
+        h.record_n(42, n);
+        expected += n;
+        assert_eq!(h.count(), expected);
+        let s = h.snapshot();
+        assert_eq!(s.count(), expected);
+        assert_eq!(
+            s.buckets().map(|b| b.count).collect::<Vec<_>>(),
+            vec![expected]
+        );
+    }
+    let interval = h.take_interval();
+    assert_eq!(interval.count(), expected);
+    assert_eq!(h.count(), 0);
+    h.record(42);
+    assert_eq!(h.snapshot().count(), 1);
+}
+
+/// A read racing a record that carries a bucket's 32-bit count into its
+/// high word never sees the count go backwards (a scrape would report a
+/// counter reset): a writer forces a wrap of the 32-bit word on every
+/// other record while readers check that counts only grow.
+#[test]
+fn counts_never_go_backwards_across_a_forced_wrap() {
+    let h = Histogram::builder().shards(1).build().unwrap();
+    let done = AtomicBool::new(false);
+    const ROUNDS: u64 = if cfg!(miri) { 20 } else { 200_000 };
+    thread::scope(|s| {
+        s.spawn(|| {
+            // Each record of 2^32 − 1 takes the 32-bit word past its
+            // limit (a transfer, or a wrap and carry).
+            for _ in 0..ROUNDS {
+                h.record_n(7, u64::from(u32::MAX));
+            }
+            done.store(true, Ordering::Release);
+        });
+        for read in [0, 1] {
+            let (h, done) = (&h, &done);
+            s.spawn(move || {
+                let mut last = 0u64;
+                let mut reads = 0u64;
+                while !done.load(Ordering::Acquire) {
+                    let now = if read == 0 {
+                        h.snapshot().count()
+                    } else {
+                        h.count()
+                    };
+                    assert!(
+                        now >= last,
+                        "count went from {last} to {now} after {reads} reads"
+                    );
+                    last = now;
+                    reads += 1;
+                }
+            });
+        }
+    });
+    assert_eq!(h.count(), ROUNDS * u64::from(u32::MAX));
 }

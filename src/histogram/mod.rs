@@ -280,6 +280,27 @@ impl Histogram {
         self.collect(true)
     }
 
+    /// The number of records (wrapping at 2<sup>64</sup>), read without
+    /// building a snapshot: no allocation, only the installed blocks read.
+    /// Like a snapshot's count, never less than an earlier `count` while
+    /// only records happen.
+    ///
+    /// ```
+    /// let h = metricz::Histogram::new();
+    /// h.record_n(7, 3);
+    /// h.record(1_000_000);
+    /// assert_eq!(h.count(), 4);
+    /// ```
+    pub fn count(&self) -> u64 {
+        let mut count = 0u64;
+        for slot in self.inner.shards.iter() {
+            if let Some(shard) = shard::shard_if_any(slot) {
+                shard.visit(false, |_, n| count = count.wrapping_add(n));
+            }
+        }
+        count
+    }
+
     /// Counts records per export bucket without building a snapshot (no
     /// allocation): `per_bucket[k]` gains the records whose HDR bucket's
     /// lowest value is at most `bounds[k]` and above `bounds[k - 1]`;

@@ -1,30 +1,57 @@
 //! One CPU's share of a histogram: lazily allocated count blocks with 32-bit
-//! counts, a 32-bit carry block allocated only if a count wraps, and exact
+//! counts, a carry block allocated only once a count reaches 2^31, and exact
 //! sum, min, max and clamp counters.
+//!
+//! # Counts that never go backwards
+//!
+//! A count is `low + (high << 31)`: `low` a 32-bit word every record adds
+//! to, `high` a 64-bit word of the block's carry block. A record whose add
+//! takes `low` to 2^31 or past moves 2^31 from `low` into `high` (a
+//! *transfer*), long before `low` could wrap at 2^32. A transfer writes two
+//! words, so a reader could see one without the other and read the count
+//! 2^31 off; the block's sequence word makes it a seqlock: a transfer (and an
+//! interval drain, which swaps the words to zero) holds the sequence odd,
+//! and a reader retries until it read the block between two equal even
+//! sequence values. Recording never waits: a record that finds the
+//! sequence odd leaves its transfer to the next record of that count (the
+//! word still holds the count exactly up to 2^32 − 1). Only 2^31 records of
+//! one count on one CPU while a transfer or drain of its block stalls could
+//! wrap `low`; that wrap is carried at once, but a read between the wrap and
+//! the carry would see the count 2^32 short (invariant H5 in
+//! `papers/invariants.md`).
 
-use crate::primitive::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use crate::primitive::{yield_now, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use std::ptr;
 
 /// Counts per block. Under loom, tiny, so models stay small.
 pub(crate) const BLOCK_LEN: usize = if cfg!(loom) { 4 } else { 256 };
 
-type Words = [AtomicU32; BLOCK_LEN];
+/// The `low` value at which a record moves a unit into `high`.
+const UNIT: u32 = 1 << 31;
+/// `high` counts units of 2^31.
+const UNIT_BITS: u32 = 31;
 
-fn new_words() -> Box<Words> {
-    Box::new(std::array::from_fn(|_| AtomicU32::new(0)))
+type Words = [AtomicU32; BLOCK_LEN];
+type HighWords = [AtomicU64; BLOCK_LEN];
+
+fn new_high() -> Box<HighWords> {
+    Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
 }
 
-/// `BLOCK_LEN` consecutive counts. A count is `low + (high << 32)`; `high`
-/// is allocated on the first wrap of any `low` in the block.
+/// `BLOCK_LEN` consecutive counts. A count is `low + (high << 31)`; `high`
+/// is allocated on the first transfer of any `low` in the block (or the
+/// first record of 2^31 or more at once).
 pub(crate) struct Block {
     low: Words,
-    high: AtomicPtr<Words>,
+    high: AtomicPtr<HighWords>,
+    /// Even while no transfer or drain runs; odd while one does.
+    seq: AtomicU32,
 }
 
 /// The memory a block takes, for `bytes_used`.
 pub(crate) const BLOCK_BYTES: usize = std::mem::size_of::<Block>();
 /// The memory a carry block takes, for `bytes_used`.
-pub(crate) const HIGH_BYTES: usize = std::mem::size_of::<Words>();
+pub(crate) const HIGH_BYTES: usize = std::mem::size_of::<HighWords>();
 
 /// Installs `fresh` into an empty `slot`, or frees it and returns the
 /// winner's. Release on success publishes the initialised allocation (pairs
@@ -51,60 +78,155 @@ impl Block {
         Block {
             low: std::array::from_fn(|_| AtomicU32::new(0)),
             high: AtomicPtr::new(ptr::null_mut()),
+            seq: AtomicU32::new(0),
         }
     }
 
     /// Adds `n` to count `offset`.
     #[inline]
     fn add(&self, offset: usize, n: u64) {
-        let (low, high) = (n as u32, (n >> 32) as u32);
-        let before = self.low[offset].fetch_add(low, Relaxed);
-        let carry = u32::from(before.checked_add(low).is_none());
-        if high | carry != 0 {
-            self.add_high(offset, high.wrapping_add(carry));
+        let units = n >> UNIT_BITS;
+        if units != 0 {
+            // Only grows the count: no sequence needed (a reader sees the
+            // record in part, as any racing record).
+            self.high_words_or_install()[offset].fetch_add(units, Relaxed);
+        }
+        let small = n as u32 & (UNIT - 1);
+        if small != 0 {
+            // Relaxed: a tally; transfers order themselves by `seq`.
+            let before = self.low[offset].fetch_add(small, Relaxed);
+            if u64::from(before) + u64::from(small) >= u64::from(UNIT) {
+                self.transfer(offset, before, small);
+            }
         }
     }
 
+    /// Moves 2^31 from `low[offset]` into `high[offset]` under the sequence,
+    /// if no other transfer or drain holds it (else a later record will).
     #[cold]
-    fn add_high(&self, offset: usize, n: u32) {
+    fn transfer(&self, offset: usize, before: u32, small: u32) {
+        let high = self.high_words_or_install();
+        if before.checked_add(small).is_none() {
+            // `low` wrapped (2^31 records arrived while transfers could not
+            // run): put the 2^32 it lost back at once, as two units.
+            high[offset].fetch_add(2, Relaxed);
+        }
+        let seq = self.seq.load(Relaxed);
+        // Acquire pairs with the Release store that ended the previous
+        // transfer or drain, so this one sees its words.
+        if seq & 1 != 0
+            || self
+                .seq
+                .compare_exchange(seq, seq + 1, Acquire, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // Only a holder of the odd sequence takes units out of `low`; a CAS
+        // (not a `fetch_sub`), so a word that meanwhile wrapped is never
+        // taken below zero. Release on both writes: a reader whose Acquire
+        // load sees either one also sees the odd `seq` stored before them,
+        // and retries.
+        let moved = self.low[offset]
+            .fetch_update(Release, Relaxed, |low| low.checked_sub(UNIT))
+            .is_ok();
+        if moved {
+            high[offset].fetch_add(1, Release);
+        }
+        // Release pairs with readers' and the next holder's Acquire loads
+        // of `seq`.
+        self.seq.store(seq + 2, Release);
+    }
+
+    fn high_words_or_install(&self) -> &HighWords {
         // Acquire pairs with `install`'s Release.
         let mut words = self.high.load(Acquire);
         if words.is_null() {
             // SAFETY: a fresh, unshared box.
-            words = unsafe { install(&self.high, Box::into_raw(new_words())) };
+            words = unsafe { install(&self.high, Box::into_raw(new_high())) };
         }
         // SAFETY: non-null carry pointers come from `install` and are freed
         // only when the block is dropped, which needs `&mut`.
-        let words = unsafe { &*words };
-        words[offset].fetch_add(n, Relaxed);
+        unsafe { &*words }
     }
 
-    fn high_words(&self) -> Option<&Words> {
+    fn high_words(&self) -> Option<&HighWords> {
         // Acquire pairs with `install`'s Release.
-        // SAFETY: as in `add_high`.
+        // SAFETY: as in `high_words_or_install`.
         unsafe { self.high.load(Acquire).as_ref() }
     }
 
     /// Reads (or, with `reset`, swaps to zero) every count, calling `f(offset,
-    /// count)` for the non-zero ones.
+    /// count)` for the non-zero ones. A read is consistent: it never sees a
+    /// transfer half done (see the [module docs](self)).
     fn drain(&self, reset: bool, mut f: impl FnMut(usize, u64)) {
-        let read = |w: &AtomicU32| {
-            if reset {
-                w.swap(0, Relaxed)
-            } else {
-                w.load(Relaxed)
-            }
-        };
-        let high = self.high_words();
-        for (offset, low) in self.low.iter().enumerate() {
-            let mut count = u64::from(read(low));
-            if let Some(high) = high {
-                count += u64::from(read(&high[offset])) << 32;
-            }
+        let mut counts = [0u64; BLOCK_LEN];
+        if reset {
+            self.swap_out(&mut counts);
+        } else {
+            self.read(&mut counts);
+        }
+        for (offset, &count) in counts.iter().enumerate() {
             if count != 0 {
                 f(offset, count);
             }
         }
+    }
+
+    /// Reads every count into `counts` between two equal even sequence
+    /// values.
+    fn read(&self, counts: &mut [u64; BLOCK_LEN]) {
+        loop {
+            // Acquire pairs with the Release store that ended a transfer or
+            // drain: its words are seen.
+            let seq = self.seq.load(Acquire);
+            if seq & 1 == 0 {
+                let high = self.high_words();
+                for (offset, count) in counts.iter_mut().enumerate() {
+                    // Acquire: a value written by a transfer (or later in
+                    // its word's release sequence) carries the odd `seq`
+                    // stored before it, which the check below then sees.
+                    let low = u64::from(self.low[offset].load(Acquire));
+                    let high = high.map_or(0, |h| h[offset].load(Acquire));
+                    *count = low.wrapping_add(high << UNIT_BITS);
+                }
+                // Relaxed: the Acquire loads above keep this load after
+                // them.
+                if self.seq.load(Relaxed) == seq {
+                    return;
+                }
+            }
+            yield_now();
+        }
+    }
+
+    /// Swaps every count to zero into `counts`, holding the sequence so no
+    /// transfer runs meanwhile (waiting for one that does).
+    fn swap_out(&self, counts: &mut [u64; BLOCK_LEN]) {
+        let seq = loop {
+            let seq = self.seq.load(Relaxed);
+            // Acquire pairs with the Release store that ended the previous
+            // transfer or drain.
+            if seq & 1 == 0
+                && self
+                    .seq
+                    .compare_exchange(seq, seq + 1, Acquire, Relaxed)
+                    .is_ok()
+            {
+                break seq;
+            }
+            yield_now();
+        };
+        let high = self.high_words();
+        for (offset, count) in counts.iter_mut().enumerate() {
+            // Release, as a transfer's writes: a racing reader that sees a
+            // swapped word sees the odd `seq` and retries.
+            let low = u64::from(self.low[offset].swap(0, Release));
+            let high = high.map_or(0, |h| h[offset].swap(0, Release));
+            *count = low.wrapping_add(high << UNIT_BITS);
+        }
+        // Release pairs with readers' and the next holder's Acquire loads.
+        self.seq.store(seq + 2, Release);
     }
 }
 

@@ -44,13 +44,14 @@ impl Metric for Gauge {
 impl Metric for Histogram {
     const KIND: MetricKind = MetricKind::Histogram;
     fn activity(&self) -> u64 {
-        self.snapshot().count()
+        // Not a snapshot: no allocation per series per collection.
+        self.count()
     }
 }
 impl Metric for Timer {
     const KIND: MetricKind = MetricKind::Timer;
     fn activity(&self) -> u64 {
-        self.snapshot().count()
+        self.histogram().count()
     }
 }
 

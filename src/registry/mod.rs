@@ -479,8 +479,14 @@ impl Registry {
         if collections == 0 {
             return 0;
         }
-        self.families()
-            .iter()
+        // Under the registration lock rather than over a copy of the
+        // families: a pass that evicts nothing allocates nothing. Recording
+        // never takes this lock.
+        self.inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
             .map(|family| match family {
                 AnyFamily::Counter(f) if !f.label_names().is_empty() => f.evict_idle(collections),
                 AnyFamily::Gauge(f) if !f.label_names().is_empty() => f.evict_idle(collections),
