@@ -1214,3 +1214,40 @@ fn exposition_follows_clear_remove_and_growth() -> TestResult {
     assert_eq!(keys(&expose(&reg)), expected);
     Ok(())
 }
+
+/// A histogram or timer series that records anything between two passes
+/// (a value of 0 too, which leaves the sum alone) is not idle; one that
+/// records nothing is evicted.
+#[test]
+fn histogram_series_recording_zeros_are_not_idle() {
+    let reg = Registry::new();
+    let sizes = reg.histogram_vec("size_bytes", "Sizes.", &["op"]).unwrap();
+    let latency = reg.timer_vec("op_seconds", "Latency.", &["op"]).unwrap();
+    reg.set_idle_eviction(2);
+    for op in ["zeros", "values", "idle"] {
+        sizes.with(&[op]).unwrap().record(10);
+        latency
+            .with(&[op])
+            .unwrap()
+            .record(std::time::Duration::from_nanos(10));
+    }
+    reg.evict_idle();
+    for _ in 0..3 {
+        sizes.with(&["zeros"]).unwrap().record(0);
+        sizes.with(&["values"]).unwrap().record(123);
+        latency
+            .with(&["zeros"])
+            .unwrap()
+            .record(std::time::Duration::ZERO);
+        latency
+            .with(&["values"])
+            .unwrap()
+            .record(std::time::Duration::from_micros(7));
+        reg.evict_idle();
+    }
+    for family in [sizes.len(), latency.len()] {
+        assert_eq!(family, 2, "the idle series alone is evicted");
+    }
+    assert_eq!(sizes.with(&["zeros"]).unwrap().count(), 4);
+    assert_eq!(latency.with(&["zeros"]).unwrap().histogram().count(), 4);
+}

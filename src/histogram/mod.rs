@@ -301,6 +301,22 @@ impl Histogram {
         count
     }
 
+    /// A fingerprint that changes whenever a value is recorded (a few loads
+    /// per shard, no walk of the counts): for idle eviction.
+    #[doc(hidden)]
+    pub fn activity(&self) -> u64 {
+        let inner = &*self.inner;
+        let zero = inner.layout.index_of(0);
+        inner
+            .shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| Some((i, shard::shard_if_any(slot)?)))
+            .fold(0u64, |acc, (i, shard)| {
+                acc ^ shard.activity(zero).rotate_left(i as u32)
+            })
+    }
+
     /// Counts records per export bucket without building a snapshot (no
     /// allocation): `per_bucket[k]` gains the records whose HDR bucket's
     /// lowest value is at most `bounds[k]` and above `bounds[k - 1]`;

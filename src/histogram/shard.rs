@@ -158,37 +158,46 @@ impl Block {
 
     /// Reads (or, with `reset`, swaps to zero) every count, calling `f(offset,
     /// count)` for the non-zero ones. A read is consistent: it never sees a
-    /// transfer half done (see the [module docs](self)).
-    fn drain(&self, reset: bool, mut f: impl FnMut(usize, u64)) {
-        let mut counts = [0u64; BLOCK_LEN];
+    /// transfer half done (see the [module docs](self)), so the counts are
+    /// gathered first and `f` runs once the read is known good.
+    /// `found` is scratch, reused from block to block (so it is zeroed once
+    /// per walk, not once per block).
+    fn drain(&self, reset: bool, found: &mut Found, mut f: impl FnMut(usize, u64)) {
         if reset {
-            self.swap_out(&mut counts);
+            self.swap_out(found);
         } else {
-            self.read(&mut counts);
+            self.read(found);
         }
-        for (offset, &count) in counts.iter().enumerate() {
-            if count != 0 {
-                f(offset, count);
-            }
+        for (&offset, &count) in found.offsets.iter().zip(&found.counts).take(found.len) {
+            f(usize::from(offset), count);
         }
     }
 
-    /// Reads every count into `counts` between two equal even sequence
-    /// values.
-    fn read(&self, counts: &mut [u64; BLOCK_LEN]) {
+    /// Gathers the non-zero counts into `found`, read between two equal
+    /// even sequence values.
+    fn read(&self, found: &mut Found) {
         loop {
             // Acquire pairs with the Release store that ended a transfer or
             // drain: its words are seen.
             let seq = self.seq.load(Acquire);
             if seq & 1 == 0 {
-                let high = self.high_words();
-                for (offset, count) in counts.iter_mut().enumerate() {
-                    // Acquire: a value written by a transfer (or later in
-                    // its word's release sequence) carries the odd `seq`
-                    // stored before it, which the check below then sees.
-                    let low = u64::from(self.low[offset].load(Acquire));
-                    let high = high.map_or(0, |h| h[offset].load(Acquire));
-                    *count = low.wrapping_add(high << UNIT_BITS);
+                found.len = 0;
+                // Acquire on every load: a value written by a transfer (or
+                // later in its word's release sequence) carries the odd
+                // `seq` stored before it, which the check below then sees.
+                match self.high_words() {
+                    None => {
+                        for (offset, low) in self.low.iter().enumerate() {
+                            found.push(offset, u64::from(low.load(Acquire)));
+                        }
+                    }
+                    Some(high) => {
+                        for (offset, (low, high)) in self.low.iter().zip(high).enumerate() {
+                            let count = u64::from(low.load(Acquire))
+                                .wrapping_add(high.load(Acquire) << UNIT_BITS);
+                            found.push(offset, count);
+                        }
+                    }
                 }
                 // Relaxed: the Acquire loads above keep this load after
                 // them.
@@ -200,9 +209,10 @@ impl Block {
         }
     }
 
-    /// Swaps every count to zero into `counts`, holding the sequence so no
-    /// transfer runs meanwhile (waiting for one that does).
-    fn swap_out(&self, counts: &mut [u64; BLOCK_LEN]) {
+    /// Swaps every count to zero, gathering the non-zero ones into `found`,
+    /// holding the sequence so no transfer runs meanwhile (waiting for one
+    /// that does).
+    fn swap_out(&self, found: &mut Found) {
         let seq = loop {
             let seq = self.seq.load(Relaxed);
             // Acquire pairs with the Release store that ended the previous
@@ -217,16 +227,48 @@ impl Block {
             }
             yield_now();
         };
+        found.len = 0;
         let high = self.high_words();
-        for (offset, count) in counts.iter_mut().enumerate() {
+        for (offset, low) in self.low.iter().enumerate() {
             // Release, as a transfer's writes: a racing reader that sees a
             // swapped word sees the odd `seq` and retries.
-            let low = u64::from(self.low[offset].swap(0, Release));
+            let low = u64::from(low.swap(0, Release));
             let high = high.map_or(0, |h| h[offset].swap(0, Release));
-            *count = low.wrapping_add(high << UNIT_BITS);
+            found.push(offset, low.wrapping_add(high << UNIT_BITS));
         }
         // Release pairs with readers' and the next holder's Acquire loads.
         self.seq.store(seq + 2, Release);
+    }
+}
+
+/// A block's non-zero counts, gathered on the stack.
+pub(crate) struct Found {
+    offsets: [u16; BLOCK_LEN],
+    counts: [u64; BLOCK_LEN],
+    len: usize,
+}
+
+impl Found {
+    fn new() -> Self {
+        Found {
+            offsets: [0; BLOCK_LEN],
+            counts: [0; BLOCK_LEN],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, offset: usize, count: u64) {
+        if count != 0 {
+            // Each offset is pushed at most once per read, so `len <
+            // BLOCK_LEN` here (the mask only spares the bounds check;
+            // `BLOCK_LEN` is a power of two), and `offset` (below
+            // `BLOCK_LEN` ≤ 256) fits a `u16`.
+            let at = self.len & (BLOCK_LEN - 1);
+            self.offsets[at] = offset as u16;
+            self.counts[at] = count;
+            self.len += 1;
+        }
     }
 }
 
@@ -335,11 +377,14 @@ impl Shard {
     /// Reads (or, with `reset`, swaps to zero) every count, calling
     /// `f(index, count)` for the non-zero ones, and returns the totals.
     pub(crate) fn visit(&self, reset: bool, mut f: impl FnMut(usize, u64)) -> Totals {
+        let mut found = Found::new();
         for (b, slot) in self.blocks.iter().enumerate() {
             // Acquire pairs with `install`'s Release.
             // SAFETY: as in `block`.
             if let Some(block) = unsafe { slot.load(Acquire).as_ref() } {
-                block.drain(reset, |offset, count| f(b * BLOCK_LEN + offset, count));
+                block.drain(reset, &mut found, |offset, count| {
+                    f(b * BLOCK_LEN + offset, count)
+                });
             }
         }
         if reset {
@@ -357,6 +402,20 @@ impl Shard {
                 clamped: self.clamped.load(Relaxed),
             }
         }
+    }
+
+    /// A fingerprint that changes whenever a record lands in this shard, in
+    /// a few loads (for idle eviction): the sum moves with every record of
+    /// a value above 0, and the count at `zero_index` (where 0 is counted)
+    /// with every record of 0.
+    pub(crate) fn activity(&self, zero_index: usize) -> u64 {
+        // Acquire pairs with `install`'s Release.
+        // SAFETY: as in `block`.
+        let block = unsafe { self.blocks[zero_index / BLOCK_LEN].load(Acquire).as_ref() };
+        // Relaxed: a fingerprint, not a count; a transfer changes the low
+        // word too, which only makes the series look active.
+        let zeros = block.map_or(0, |b| b.low[zero_index % BLOCK_LEN].load(Relaxed));
+        self.sum.load(Relaxed) ^ u64::from(zeros).rotate_left(32)
     }
 
     /// Bytes of allocated blocks and carry blocks.

@@ -16,7 +16,8 @@ pub trait Metric: Send + Sync + 'static + sealed::Sealed {
     const KIND: MetricKind;
 
     /// A fingerprint that changes whenever the metric is written (for idle
-    /// eviction): a counter's value, a gauge's bits, a histogram's count.
+    /// eviction): a counter's value, a gauge's bits, a histogram's sum and
+    /// count of zeros.
     #[doc(hidden)]
     fn activity(&self) -> u64;
 }
@@ -44,14 +45,14 @@ impl Metric for Gauge {
 impl Metric for Histogram {
     const KIND: MetricKind = MetricKind::Histogram;
     fn activity(&self) -> u64 {
-        // Not a snapshot: no allocation per series per collection.
-        self.count()
+        // Not a snapshot, not a walk of the counts: a few loads per shard.
+        Histogram::activity(self)
     }
 }
 impl Metric for Timer {
     const KIND: MetricKind = MetricKind::Timer;
     fn activity(&self) -> u64 {
-        self.histogram().count()
+        self.histogram().activity()
     }
 }
 
@@ -156,7 +157,7 @@ impl<M: Metric> Family<M> {
         unit: Option<String>,
         label_names: Vec<String>,
         limit: usize,
-        seed: u64,
+        seed: super::hash::Seed,
         make: Box<dyn Fn() -> M + Send + Sync>,
     ) -> Self {
         let overflow = make();
@@ -326,7 +327,7 @@ impl<M: Metric> Family<M> {
     /// collection time only: the recording path pays nothing for it.
     ///
     /// "Changed" means its activity fingerprint moved: a counter's value, a
-    /// histogram's count, a gauge's value — so a gauge set to the same
+    /// histogram's records (its sum, and its count of zeros), a gauge's value — so a gauge set to the same
     /// value every interval looks idle. An evicted series is detached like
     /// a removed one: handles cloned from it keep counting into the
     /// detached metric, which is no longer exported (look the series up
