@@ -1,21 +1,23 @@
-//! Hashing of label values: a fast multiplicative hash over the bytes of
-//! each value (8 at a time) and its length, seeded per registry.
+//! Hashing of label values: foldhash (the fast variant), keyed per
+//! registry.
 //!
-//! The seed comes from std's `RandomState`, so collisions cannot be chosen
-//! ahead of time; equality is always checked in full behind the hash, and
-//! each family's cardinality limit bounds what a flood of label values can
-//! cost.
+//! Label values often come from requests, so the hash must not let anyone
+//! choose colliding values ahead of time. foldhash is a keyed hash built for
+//! hash tables: each registry gets a random per-hasher seed and the process
+//! a random shared seed, both drawn from the operating system's randomness
+//! (through std's `RandomState`). Equality is always checked in full behind
+//! the hash, and each family's cardinality limit bounds what a flood of
+//! label values can cost.
 
-const K: u64 = 0x517c_c1b7_2722_0a95;
+use foldhash::fast::SeedableRandomState;
+use foldhash::SharedSeed;
+use std::hash::{BuildHasher, Hasher};
 
-#[inline]
-fn mix(h: u64, word: u64) -> u64 {
-    (h.rotate_left(5) ^ word).wrapping_mul(K)
-}
+/// A registry's hash key.
+pub(crate) type Seed = SeedableRandomState;
 
 /// The bytes of `b` (at most 8) as a little-endian word, read with at most
-/// two overlapping loads: no copy through the stack, so no store-forwarding
-/// stall on the next load.
+/// two overlapping loads (the equality check's fast path).
 #[inline]
 fn small_word(b: &[u8]) -> u64 {
     let n = b.len();
@@ -24,7 +26,7 @@ fn small_word(b: &[u8]) -> u64 {
         let hi = u32::from_le_bytes(b[n - 4..n].try_into().expect("4 bytes")) as u64;
         lo | (hi << 32)
     } else if n > 0 {
-        // wyhash's small read: first, middle and last byte.
+        // First, middle and last byte.
         (b[0] as u64) | ((b[n / 2] as u64) << 8) | ((b[n - 1] as u64) << 16)
     } else {
         0
@@ -48,38 +50,38 @@ pub(crate) fn value_eq(a: &str, b: &str) -> bool {
     }
 }
 
-/// The hash of `values` under `seed`.
+/// The hash of `values` under `seed`: each value's bytes in turn (foldhash
+/// folds a value's length into the state, so `["ab", "c"]` and
+/// `["a", "bc"]` hash apart).
 #[inline]
-pub(crate) fn hash_values(seed: u64, values: &[&str]) -> u64 {
-    let mut h = seed;
-    for value in values {
-        let bytes = value.as_bytes();
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            h = mix(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        }
-        // The tail is at most 7 bytes, so its word's top byte is free for
-        // the length, which separates ["ab", "c"] from ["a", "bc"] (and
-        // makes the overlapping small reads unambiguous): one multiply per
-        // short value instead of two.
-        h = mix(
-            h,
-            small_word(chunks.remainder()) ^ ((bytes.len() as u64) << 56),
-        );
-    }
-    // Final avalanche so the low bits (the table index) depend on all bits.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^ (h >> 33)
+pub(crate) fn hash_values(seed: &Seed, values: &[&str]) -> u64 {
+    hash_bytes(seed, values.iter().map(|v| v.as_bytes()))
 }
 
-/// A per-registry random seed (fixed under loom, whose executions must be
-/// deterministic).
-pub(crate) fn random_seed() -> u64 {
-    if cfg!(loom) {
-        return 0;
+/// [`hash_values`] over raw bytes.
+#[inline]
+fn hash_bytes<'a>(seed: &Seed, values: impl Iterator<Item = &'a [u8]>) -> u64 {
+    let mut h = seed.build_hasher();
+    for value in values {
+        h.write(value);
     }
-    use std::hash::{BuildHasher, Hasher};
+    h.finish()
+}
+
+/// A fresh random key for a registry (fixed under loom, whose executions
+/// must be deterministic).
+pub(crate) fn random_seed() -> Seed {
+    if cfg!(loom) {
+        return SeedableRandomState::fixed();
+    }
+    static SHARED: std::sync::OnceLock<SharedSeed> = std::sync::OnceLock::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(os_random()));
+    SeedableRandomState::with_seed(os_random(), shared)
+}
+
+/// 64 random bits from std's `RandomState` (keys from the operating
+/// system's randomness, varied per call).
+fn os_random() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(0x6d65_7472_6963_7a00);
     h.finish()
@@ -113,22 +115,50 @@ mod tests {
         }
     }
 
+    fn seeded(n: u64) -> Seed {
+        SeedableRandomState::with_seed(n, SharedSeed::global_fixed())
+    }
+
     #[test]
     fn boundaries_between_values_matter() {
-        assert_ne!(hash_values(1, &["ab", "c"]), hash_values(1, &["a", "bc"]));
-        assert_ne!(hash_values(1, &["", "x"]), hash_values(1, &["x", ""]));
-        assert_ne!(hash_values(1, &["a"]), hash_values(2, &["a"]));
+        let s = seeded(1);
+        assert_ne!(hash_values(&s, &["ab", "c"]), hash_values(&s, &["a", "bc"]));
+        assert_ne!(hash_values(&s, &["", "x"]), hash_values(&s, &["x", ""]));
+        assert_ne!(hash_values(&s, &["a"]), hash_values(&seeded(2), &["a"]));
         // Every byte position of short values counts.
-        assert_ne!(hash_values(1, &["abc"]), hash_values(1, &["abd"]));
-        assert_ne!(hash_values(1, &["abc"]), hash_values(1, &["xbc"]));
-        assert_ne!(hash_values(1, &["abcde"]), hash_values(1, &["abXde"]));
+        assert_ne!(hash_values(&s, &["abc"]), hash_values(&s, &["abd"]));
+        assert_ne!(hash_values(&s, &["abc"]), hash_values(&s, &["xbc"]));
+        assert_ne!(hash_values(&s, &["abcde"]), hash_values(&s, &["abXde"]));
         assert_ne!(
-            hash_values(1, &["abcdefghi"]),
-            hash_values(1, &["abcdefghj"])
+            hash_values(&s, &["abcdefghi"]),
+            hash_values(&s, &["abcdefghj"])
         );
         assert_eq!(
-            hash_values(7, &["GET", "200"]),
-            hash_values(7, &["GET", "200"])
+            hash_values(&seeded(7), &["GET", "200"]),
+            hash_values(&seeded(7), &["GET", "200"])
         );
+    }
+
+    /// The previous hash (seed, then `(h.rotate_left(5) ^ word) × K` per
+    /// 8-byte word) had seed-independent collisions: flipping the top bit
+    /// of one word flips only the top bit of the product whatever the seed,
+    /// which the next word can cancel (bit 4 after the rotation). Every seed
+    /// collided on this pair; a keyed hash must not.
+    #[test]
+    fn no_seed_independent_collisions() {
+        let a: [u8; 16] = *b"abcdefghijklmnop";
+        let mut b = a;
+        b[7] ^= 0x80; // top bit of the first word
+        b[8] ^= 0x10; // bit 4 of the second
+        let collisions = (0..64u64)
+            .filter(|&n| {
+                let s = seeded(n);
+                hash_bytes(&s, [&a[..]].into_iter()) == hash_bytes(&s, [&b[..]].into_iter())
+            })
+            .count();
+        assert_eq!(collisions, 0);
+        // Random keys differ per registry.
+        let (x, y) = (random_seed(), random_seed());
+        assert_ne!(hash_values(&x, &["GET"]), hash_values(&y, &["GET"]));
     }
 }

@@ -106,7 +106,7 @@ pub(crate) struct SeriesMap<V> {
     /// Live series (reserved before insert).
     len: AtomicUsize,
     limit: usize,
-    seed: u64,
+    seed: super::hash::Seed,
     /// Serialises growth and clear; never taken by lookups.
     grow: Mutex<()>,
     /// Bumped by every removal and table replacement (growth, clear);
@@ -116,7 +116,7 @@ pub(crate) struct SeriesMap<V> {
 }
 
 impl<V> SeriesMap<V> {
-    pub(crate) fn new(limit: usize, seed: u64) -> Self {
+    pub(crate) fn new(limit: usize, seed: super::hash::Seed) -> Self {
         SeriesMap {
             #[cfg(loom)]
             collector: epoch::Collector::new(),
@@ -167,7 +167,7 @@ impl<V> SeriesMap<V> {
     }
 
     pub(crate) fn hash(&self, values: &[&str]) -> u64 {
-        super::hash::hash_values(self.seed, values)
+        super::hash::hash_values(&self.seed, values)
     }
 
     fn current<'g>(&self, guard: &'g Guard) -> &'g Table<V> {

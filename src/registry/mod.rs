@@ -116,7 +116,7 @@ struct Inner {
     encode_scratch: Mutex<(Vec<AnyFamily>, crate::export::text::Scratch)>,
     /// Storage of every counter series of this registry.
     arena: Arc<Arena>,
-    seed: u64,
+    seed: hash::Seed,
     limit: usize,
     /// Evict series unchanged for this many collections (0: never).
     idle_collections: AtomicU32,
@@ -350,7 +350,7 @@ impl Registry {
             unit.map(str::to_string),
             labels.iter().map(|l| l.to_string()).collect(),
             self.inner.limit,
-            self.inner.seed,
+            self.inner.seed.clone(),
             M::make(&self.inner),
         );
         families.insert(name.to_string(), M::wrap(family.clone()));
