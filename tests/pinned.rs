@@ -17,9 +17,9 @@ fn first_metric_on_a_pinned_thread_still_gets_a_shard_per_cpu() {
         cpus >= 2,
         "this test needs two CPUs, the machine has {cpus}"
     );
-    let registry = Registry::new();
     let (counter, histogram, rate, gauge, family) = std::thread::spawn(move || {
         assert!(pin_to(0), "could not pin to CPU 0");
+        let registry = Registry::new();
         let counter = Counter::new();
         let histogram = Histogram::new();
         let rate = Rate::new();
