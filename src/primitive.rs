@@ -80,25 +80,49 @@ macro_rules! global {
 pub(crate) use global;
 
 /// One more than the highest CPU id the machine can have: the kernel's
-/// *possible* CPUs (`/sys/devices/system/cpu/possible`, else
-/// `sysconf(_SC_NPROCESSORS_CONF)`, as tcmalloc and librseq size their
-/// per-CPU data), at least [`available_parallelism`]. Read once per
-/// process. Any CPU id a thread can report is below it, whatever the
-/// affinity of the thread that asked first (a thread pinned to one CPU in a
-/// thread-per-core server, or a cpuset such as CPUs 64–127), so per-CPU
-/// slots indexed without masking cover them all. Under loom, 2.
+/// *possible* CPUs (`/sys/devices/system/cpu/possible`, as tcmalloc and
+/// librseq size their per-CPU data), at least [`available_parallelism`].
+/// Read once per process. Any CPU id a thread can report is below it,
+/// whatever the affinity of the thread that asked first (a thread pinned to
+/// one CPU in a thread-per-core server, or a cpuset such as CPUs 64–127), so
+/// per-CPU slots indexed without masking cover them all — where the sysfs
+/// list was read ([`possible_cpus_exact`]). Elsewhere it is an estimate:
+/// `sysconf(_SC_NPROCESSORS_CONF)` (which glibc may answer with a count of
+/// CPUs rather than one past the highest id) or the calling thread's
+/// affinity, whichever is larger. Under loom, 2.
 pub(crate) fn possible_cpus() -> usize {
+    possible().0
+}
+
+/// Whether [`possible_cpus`] was read from the kernel's possible list, so
+/// that every CPU id is below it (under loom, true).
+pub(crate) fn possible_cpus_exact() -> bool {
+    possible().1
+}
+
+/// `(possible CPUs, exact)`, read once.
+fn possible() -> (usize, bool) {
     #[cfg(all(not(loom), unix))]
     {
-        static CACHED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        static CACHED: std::sync::OnceLock<(usize, bool)> = std::sync::OnceLock::new();
         *CACHED.get_or_init(|| {
-            let possible = possible_from_sysfs().or_else(configured_cpus).unwrap_or(0);
-            possible.max(available_parallelism())
+            let floor = available_parallelism();
+            match possible_from_sysfs() {
+                Some(n) => (n.max(floor), true),
+                None => {
+                    let estimate = configured_cpus().unwrap_or(0).max(affinity_end());
+                    (estimate.max(floor), false)
+                }
+            }
         })
     }
-    #[cfg(not(all(not(loom), unix)))]
+    #[cfg(loom)]
     {
-        available_parallelism()
+        (available_parallelism(), true)
+    }
+    #[cfg(all(not(loom), not(unix)))]
+    {
+        (available_parallelism(), false)
     }
 }
 
@@ -111,6 +135,30 @@ fn possible_from_sysfs() -> Option<usize> {
     }
     let list = std::fs::read_to_string("/sys/devices/system/cpu/possible").ok()?;
     cpu_list_end(&list)
+}
+
+/// One more than the highest CPU in the calling thread's affinity mask (0
+/// where it cannot be read): a floor for the estimate only.
+#[cfg(all(not(loom), unix))]
+fn affinity_end() -> usize {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        // SAFETY: the kernel fills a zeroed set of the size passed.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                (0..libc::CPU_SETSIZE as usize)
+                    .rfind(|&cpu| libc::CPU_ISSET(cpu, &set))
+                    .map_or(0, |cpu| cpu + 1)
+            } else {
+                0
+            }
+        }
+    }
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    {
+        0
+    }
 }
 
 /// `sysconf(_SC_NPROCESSORS_CONF)`: the CPUs configured (possible or

@@ -180,6 +180,11 @@ impl Rate {
 
     /// Counts `n` events at `now` (for callers that already read the clock,
     /// and for tests). Times before the rate's creation count as its start.
+    ///
+    /// `now` should not run ahead of the clock: the newest instant marked is
+    /// how the rate tells a slot moved on by a newer mark from one idle for
+    /// laps, so after a mark far in the future, marks of the present that
+    /// meet a slot of another lap count nothing until the clock catches up.
     pub fn mark_at(&self, n: u32, now: Instant) {
         let inner = &*self.inner;
         let tick = inner.tick_of(now);
@@ -195,9 +200,10 @@ impl Rate {
         let word = inner.word(shard, slot);
         // The CAS makes rotation and counting one step. Release on success
         // and Acquire on every load pair with each other: a mark that reads
-        // a slot word another mark wrote sees that mark's `fetch_max` of
-        // `newest_tick` too (sequenced before its CAS), so the bound below
-        // covers every lap a slot can hold.
+        // a slot word another mark wrote sees a `newest_tick` at least that
+        // mark's tick (its own `fetch_max`, or the value its Relaxed load
+        // above saw, both before its CAS), so the bound below covers every
+        // lap a slot can hold.
         let _ = word.fetch_update(Release, Acquire, |w| {
             let (slot_lap, count) = unpack(w);
             if slot_lap == lap {
@@ -207,7 +213,7 @@ impl Rate {
             // Laps modulo 2^32: the slot is newer than this mark only if it
             // is at most as far ahead as the newest tick seen allows.
             // Relaxed: the Acquire load of the slot word already ordered
-            // this after the `fetch_max` of the mark that wrote it.
+            // this after what the mark that wrote it saw of `newest_tick`.
             let newest_lap = inner.newest_tick.load(Relaxed) / inner.slots as u64;
             let ahead = u64::from(slot_lap.wrapping_sub(lap));
             if ahead <= newest_lap.saturating_sub(full_lap) {

@@ -2,6 +2,7 @@
 //! limit, concurrent growth and churn with exact totals, and the Prometheus
 //! text exposition.
 
+mod support;
 use metricz::registry::MetricKind;
 use metricz::{Counter, Registry, RegistryError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -1250,4 +1251,33 @@ fn histogram_series_recording_zeros_are_not_idle() {
     }
     assert_eq!(sizes.with(&["zeros"]).unwrap().count(), 4);
     assert_eq!(latency.with(&["zeros"]).unwrap().histogram().count(), 4);
+}
+
+/// Records on two CPUs between two passes keep a histogram series active
+/// whatever their values: a fingerprint that combined the shards with XOR
+/// saw 4 → 6 on one shard and 4 → 5 on the other cancel, and evicted a
+/// series in use.
+#[cfg(target_os = "linux")]
+#[cfg_attr(miri, ignore = "pins threads to CPUs")]
+#[test]
+fn histogram_activity_on_two_cpus_never_cancels() {
+    let reg = Registry::builder().build();
+    let sizes = reg.histogram_vec("size_bytes", "Sizes.", &["op"]).unwrap();
+    let series = sizes.with(&["a"]).unwrap().clone();
+    let on_cpu = |cpu: usize, value: u64| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(support::pin_to(cpu), "could not pin to CPU {cpu}");
+                series.record(value);
+            });
+        });
+    };
+    reg.set_idle_eviction(1);
+    on_cpu(0, 4);
+    on_cpu(1, 4);
+    reg.evict_idle();
+    on_cpu(0, 2);
+    on_cpu(1, 1);
+    assert_eq!(reg.evict_idle(), 0, "an active series was evicted");
+    assert_eq!(sizes.len(), 1);
 }

@@ -5,7 +5,7 @@
 
 use loom::thread;
 use metricz::Histogram;
-use metricz_loom_tests::explore;
+use metricz_loom_tests::{explore, explore_bounded};
 
 /// One shard (every loom thread records into it), values 1..=16.
 fn one_shard() -> Histogram {
@@ -60,5 +60,34 @@ fn h5_carry_racing_an_interval_loses_nothing() {
         // Nothing was left in an impossible state: the next record adds one.
         h.record(3);
         assert_eq!(h.snapshot().count(), left + 1);
+    });
+}
+
+/// H5'': as H5 with a second writer whose plain record lands on the same
+/// word around the carry (so a reader may see the carry through a value
+/// another thread's Relaxed add wrote after it, the release sequence the
+/// seqlock relies on): reads stay in range and never go backwards.
+#[test]
+fn h5_two_writers_around_a_carry() {
+    // Three threads: preemption bound 2 keeps it to seconds.
+    explore_bounded("H5'' histogram carry, two writers", Some(2), || {
+        let h = one_shard();
+        h.record_n(3, u64::from(u32::MAX));
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let h = h.clone();
+                thread::spawn(move || h.record(3))
+            })
+            .collect();
+        let first = h.count();
+        let second = h.count();
+        let allowed = u64::from(u32::MAX)..=(1 << 32) + 1;
+        assert!(allowed.contains(&first), "read {first}");
+        assert!(allowed.contains(&second), "read {second}");
+        assert!(first <= second, "{first} then {second}");
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(h.count(), (1 << 32) + 1);
     });
 }

@@ -22,9 +22,11 @@ pub(crate) fn default_count() -> usize {
 }
 
 /// Whether `count` shards give every possible CPU id its own shard (so an
-/// rseq increment may use them); fewer are masked and take locked adds.
+/// rseq increment may use them); fewer are masked and take locked adds, and
+/// so do all where the possible CPUs are only estimated (an id at or past
+/// the estimate would otherwise fall to the one fallback word).
 pub(crate) fn covers_every_cpu(count: usize) -> bool {
-    count >= crate::primitive::possible_cpus()
+    crate::primitive::possible_cpus_exact() && count >= crate::primitive::possible_cpus()
 }
 
 /// Rounds a requested shard count to a power of two in `1..=MAX_SHARDS`.

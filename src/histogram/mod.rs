@@ -26,19 +26,20 @@
 //! A shard is allocated the first time its CPU records, and a shard's counts
 //! live in blocks of 256 counts allocated the first time a value lands in
 //! them (each block is one `AtomicPtr`, installed by CAS; the loser frees its
-//! block). Counts are 32-bit (1 KiB a block); a block whose count wraps gets
-//! a second, 32-bit carry block, so counts are exact to 2<sup>64</sup>.
-//! [`Histogram::bytes_used`] reports the total. Worst case, per recording
-//! CPU: a 128-byte shard header and 8 bytes per block of the layout, plus
-//! every block (1 032 bytes, and 1 024 more once any count in it passes
-//! 2<sup>32</sup>). With the default configuration (1 ns to one hour at 3
-//! figures: 33 792 counts in 132 blocks) that is 137 408 bytes (134 KiB),
-//! or 272 576 bytes (266 KiB) with every carry block. Values spread over
-//! 1 µs–100 ms at 3 figures touch 67 blocks: about 68.8 KiB for one
-//! recording CPU (`tests/histogram.rs` measures it). The HDR layout needs
-//! 16 910 counts for that range at 3 figures, so at 32 bits a count it cannot
-//! fit in 64 KiB. A [`Snapshot`] holds a dense copy of the counts (8 bytes
-//! per count of the layout: 270 KB with the defaults), whatever the data.
+//! block). Counts are 32-bit (1 KiB a block); a block any of whose counts
+//! reaches 2<sup>31</sup> gets a 64-bit carry block (2 KiB), so counts are
+//! exact to 2<sup>64</sup>. [`Histogram::bytes_used`] reports the total.
+//! Worst case, per recording CPU: a 128-byte shard header and 8 bytes per
+//! block of the layout, plus every block (1 040 bytes, and 2 048 more once
+//! any count in it reaches 2<sup>31</sup>). With the default configuration
+//! (1 ns to one hour at 3 figures: 33 792 counts in 132 blocks) that is
+//! 138 464 bytes (135 KiB), or 408 800 bytes (399 KiB) with every carry
+//! block. Values spread over 1 µs–100 ms at 3 figures touch 67 blocks: about
+//! 69.3 KiB for one recording CPU (`tests/histogram.rs` measures it). The
+//! HDR layout needs 16 910 counts for that range at 3 figures, so at 32 bits
+//! a count it cannot fit in 64 KiB. A [`Snapshot`] holds a dense copy of the
+//! counts (8 bytes per count of the layout: 270 KB with the defaults),
+//! whatever the data.
 //!
 //! # Reads
 //!
@@ -50,11 +51,20 @@
 //! is not an instant's state: count, sum, min and max are exact once
 //! recording stops. A record racing an interval reset may leave its count in
 //! one interval and its sum (or min/max) in the next; totals over intervals
-//! stay exact. One more case, after 2<sup>32</sup> records of one bucket on
-//! one CPU: a record whose 32-bit count wraps adds its carry a moment after
-//! the wrap, and an interval taken in that moment sees the bucket
-//! 2<sup>32</sup> short, which the next interval then holds. Nothing is lost
-//! or counted twice; the attribution moves by one carry.
+//! stay exact. So may a `record_n` of 2<sup>31</sup> or more at once, whose
+//! count is added in two parts.
+//!
+//! A bucket's count never reads lower than an earlier read of it while only
+//! records happen: a count is a 32-bit word plus a carry word, and moving
+//! 2<sup>31</sup> from one to the other is guarded by a per-block sequence
+//! that readers validate (see `shard.rs`; loom model H5). One case is left:
+//! records of 2<sup>31</sup> or more into one bucket on one CPU while that
+//! block's carry is held off (by a racing interval reset or another carry),
+//! e.g. three `record_n(v, 2³¹ − 1)`, can wrap the 32-bit word; the wrap is
+//! carried at once, but a read between the two sees the bucket
+//! 2<sup>32</sup> short. Reads wait (yielding) while a carry or an interval
+//! reset of a block is in progress, so do not read a histogram from a
+//! signal handler that may have interrupted a record of the same histogram.
 
 mod layout;
 mod shard;
@@ -307,14 +317,14 @@ impl Histogram {
     pub fn activity(&self) -> u64 {
         let inner = &*self.inner;
         let zero = inner.layout.index_of(0);
+        // A plain wrapping sum: every record adds to it (its value to the
+        // sum, or one to the zeros), so changes never cancel short of the
+        // sum of all of them wrapping exactly at 2^64.
         inner
             .shards
             .iter()
-            .enumerate()
-            .filter_map(|(i, slot)| Some((i, shard::shard_if_any(slot)?)))
-            .fold(0u64, |acc, (i, shard)| {
-                acc ^ shard.activity(zero).rotate_left(i as u32)
-            })
+            .filter_map(shard::shard_if_any)
+            .fold(0u64, |acc, shard| acc.wrapping_add(shard.activity(zero)))
     }
 
     /// Counts records per export bucket without building a snapshot (no

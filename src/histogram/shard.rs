@@ -14,10 +14,11 @@
 //! and a reader retries until it read the block between two equal even
 //! sequence values. Recording never waits: a record that finds the
 //! sequence odd leaves its transfer to the next record of that count (the
-//! word still holds the count exactly up to 2^32 − 1). Only 2^31 records of
-//! one count on one CPU while a transfer or drain of its block stalls could
-//! wrap `low`; that wrap is carried at once, but a read between the wrap and
-//! the carry would see the count 2^32 short (invariant H5 in
+//! word still holds the count exactly up to 2^32 − 1). Only records of
+//! 2^31 or more into one count on one CPU while its block's sequence is held
+//! (three `record_n(v, 2^31 − 1)` racing an interval drain, say) can wrap
+//! `low`; that wrap is carried at once, but a read between the wrap and the
+//! carry would see the count 2^32 short (invariant H5 in
 //! `papers/invariants.md`).
 
 use crate::primitive::{yield_now, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
@@ -366,8 +367,9 @@ impl Shard {
     }
 
     /// Reads (or, with `reset`, drains) the counts into `counts`, adding, and
-    /// returns the totals. A record racing a drain lands wholly in this
-    /// drain or the next, count by count: every word is swapped atomically.
+    /// returns the totals. A record racing a drain lands in this drain or the
+    /// next, count by count: every word is swapped atomically (a `record_n`
+    /// of 2^31 or more adds to two words, and may be split between two).
     pub(crate) fn collect(&self, reset: bool, counts: &mut [u64]) -> Totals {
         self.visit(reset, |index, count| {
             counts[index] = counts[index].wrapping_add(count);
@@ -404,18 +406,22 @@ impl Shard {
         }
     }
 
-    /// A fingerprint that changes whenever a record lands in this shard, in
-    /// a few loads (for idle eviction): the sum moves with every record of
-    /// a value above 0, and the count at `zero_index` (where 0 is counted)
-    /// with every record of 0.
+    /// A fingerprint that grows with every record landing in this shard, in
+    /// a few loads (for idle eviction): the sum grows by every record of a
+    /// value above 0, and the count at `zero_index` (where 0 is counted) by
+    /// every record of 0. Their wrapping sum.
     pub(crate) fn activity(&self, zero_index: usize) -> u64 {
         // Acquire pairs with `install`'s Release.
         // SAFETY: as in `block`.
         let block = unsafe { self.blocks[zero_index / BLOCK_LEN].load(Acquire).as_ref() };
-        // Relaxed: a fingerprint, not a count; a transfer changes the low
-        // word too, which only makes the series look active.
-        let zeros = block.map_or(0, |b| b.low[zero_index % BLOCK_LEN].load(Relaxed));
-        self.sum.load(Relaxed) ^ u64::from(zeros).rotate_left(32)
+        // Relaxed, and no sequence: a fingerprint, not a count; a carry
+        // racing it only makes the series look active.
+        let zeros = block.map_or(0, |b| {
+            let offset = zero_index % BLOCK_LEN;
+            let high = b.high_words().map_or(0, |h| h[offset].load(Relaxed));
+            u64::from(b.low[offset].load(Relaxed)).wrapping_add(high << UNIT_BITS)
+        });
+        self.sum.load(Relaxed).wrapping_add(zeros)
     }
 
     /// Bytes of allocated blocks and carry blocks.

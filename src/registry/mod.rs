@@ -114,6 +114,9 @@ struct Inner {
     /// Reused by encodes: the family list and bucket buffers, so an encode
     /// of an unchanged registry into a warm buffer allocates nothing.
     encode_scratch: Mutex<(Vec<AnyFamily>, crate::export::text::Scratch)>,
+    /// Reused by eviction passes: the family list, copied under the
+    /// registration lock and walked after it is released.
+    evict_scratch: Mutex<Vec<AnyFamily>>,
     /// Storage of every counter series of this registry.
     arena: Arc<Arena>,
     seed: hash::Seed,
@@ -479,14 +482,26 @@ impl Registry {
         if collections == 0 {
             return 0;
         }
-        // Under the registration lock rather than over a copy of the
-        // families: a pass that evicts nothing allocates nothing. Recording
-        // never takes this lock.
-        self.inner
-            .families
+        // A copy of the family handles (Arc clones) into a reused list, so a
+        // pass that evicts nothing allocates nothing once warm, and
+        // registration waits only for the copy, not the pass. Recording
+        // never takes either lock.
+        let mut families = self
+            .inner
+            .evict_scratch
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
+            .unwrap_or_else(|e| e.into_inner());
+        families.clear();
+        families.extend(
+            self.inner
+                .families
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        let evicted = families
+            .iter()
             .map(|family| match family {
                 AnyFamily::Counter(f) if !f.label_names().is_empty() => f.evict_idle(collections),
                 AnyFamily::Gauge(f) if !f.label_names().is_empty() => f.evict_idle(collections),
@@ -494,7 +509,11 @@ impl Registry {
                 AnyFamily::Timer(f) if !f.label_names().is_empty() => f.evict_idle(collections),
                 _ => 0,
             })
-            .sum()
+            .sum();
+        // Drop the handles now: a family removed meanwhile is not kept
+        // alive by the scratch.
+        families.clear();
+        evicted
     }
 
     /// Every family, sorted by name. Takes the registration lock only to
@@ -592,6 +611,7 @@ impl RegistryBuilder {
             inner: Arc::new(Inner {
                 families: Mutex::new(BTreeMap::new()),
                 encode_scratch: Mutex::new(Default::default()),
+                evict_scratch: Mutex::new(Vec::new()),
                 arena: Arena::new(shards),
                 seed: hash::random_seed(),
                 limit: self.limit.max(1),
