@@ -207,3 +207,42 @@ pub fn racing_takes_split_exactly<S: CounterStrategy + Default + 'static>() {
         assert_eq!(mine + theirs + counter.get(), 3);
     });
 }
+
+/// C6: `get()` racing `take()` never reports more than was ever added: a
+/// reader's two `get()`s race a taker while the model's own thread adds.
+/// A `get` by baseline (`total − baseline`) must read the baseline first and
+/// with Acquire, so that the total it reads next is at least what the take
+/// behind that baseline claimed: read the other way round, or Relaxed, a
+/// `get` can subtract a baseline larger than the total it read, and the
+/// wrapping difference is near 2<sup>64</sup>. The model also checks that
+/// some execution had a take land between the reader's two reads (the
+/// second read below the first).
+pub fn get_racing_take<S: CounterStrategy + Default + 'static>() {
+    let name = format!("C6 {}", S::NAME);
+    let between = Witness::default();
+    let seen = between.clone();
+    explore(&name, move || {
+        let counter = Arc::new(S::default());
+        let reader = {
+            let counter = counter.clone();
+            thread::spawn(move || (counter.get(), counter.get()))
+        };
+        let taker = {
+            let counter = counter.clone();
+            thread::spawn(move || counter.take())
+        };
+        counter.add(1);
+        counter.add(2);
+        let (first, second) = reader.join().unwrap();
+        let taken = taker.join().unwrap();
+        for read in [first, second] {
+            assert!(read <= 3, "get read {read}, more than the 3 ever added");
+        }
+        if second < first {
+            seen.mark();
+        }
+        assert!(taken <= 3);
+        assert_eq!(taken + counter.get(), 3);
+    });
+    between.assert_seen(&format!("{name}: a take between a reader's two gets"));
+}

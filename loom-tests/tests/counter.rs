@@ -1,4 +1,4 @@
-//! Counter invariants C1–C3 for every strategy, and the strategy-specific
+//! Counter invariants C1–C3 and C6 for every strategy, and the strategy-specific
 //! invariants C4 (adaptive inflation) and C5 (single-writer slot hand-off).
 #![cfg(loom)]
 
@@ -35,6 +35,11 @@ macro_rules! strategy_models {
             #[test]
             fn c3_racing_takes_split_exactly() {
                 racing_takes_split_exactly::<$ty>();
+            }
+
+            #[test]
+            fn c6_get_racing_take() {
+                get_racing_take::<$ty>();
             }
         }
     };
