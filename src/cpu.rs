@@ -16,7 +16,8 @@
 //!    threads still spread over shards round-robin where the CPU is unknown.
 //!
 //! Under `--cfg loom` [`current`] is the thread index, so models are
-//! deterministic (loom's threads are not OS threads).
+//! deterministic (loom's threads are not OS threads). Under Miri too: it
+//! runs neither the inline asm, `dlsym` nor `sched_getcpu`.
 //!
 //! The answer is a hint: the thread may migrate the moment after the read.
 //! Sharded structures use it only to pick a shard and stay correct whichever
@@ -101,27 +102,29 @@ pub fn thread_index() -> usize {
 }
 
 /// The CPU from `sched_getcpu`, or `None` where it is unavailable (not Linux,
-/// or the call failed).
+/// Miri, or the call failed).
 pub fn sched_getcpu() -> Option<usize> {
-    #[cfg(target_os = "linux")]
+    // Miri has no `sched_getcpu` shim.
+    #[cfg(all(target_os = "linux", not(miri)))]
     {
         // SAFETY: `sched_getcpu` takes no arguments and only returns a value.
         let cpu = unsafe { libc::sched_getcpu() };
         usize::try_from(cpu).ok()
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(all(target_os = "linux", not(miri))))]
     {
         None
     }
 }
 
 /// The CPU from the rseq area glibc registered for this thread, or `None`
-/// where there is none (other libc or platform, rseq disabled, loom, or this
-/// thread unregistered).
+/// where there is none (other libc or platform, rseq disabled, loom, Miri
+/// (no inline asm, no `dlsym`), or this thread unregistered).
 #[inline]
 pub fn rseq_cpu() -> Option<usize> {
     #[cfg(all(
         not(loom),
+        not(miri),
         target_os = "linux",
         target_env = "gnu",
         any(target_arch = "x86_64", target_arch = "aarch64")
@@ -131,6 +134,7 @@ pub fn rseq_cpu() -> Option<usize> {
     }
     #[cfg(not(all(
         not(loom),
+        not(miri),
         target_os = "linux",
         target_env = "gnu",
         any(target_arch = "x86_64", target_arch = "aarch64")
@@ -142,6 +146,7 @@ pub fn rseq_cpu() -> Option<usize> {
 
 #[cfg(all(
     not(loom),
+    not(miri),
     target_os = "linux",
     target_env = "gnu",
     any(target_arch = "x86_64", target_arch = "aarch64")

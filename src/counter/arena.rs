@@ -31,7 +31,7 @@ use crate::primitive::{
     Arc, AtomicPtr, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 /// Slots per chunk: a 4 KiB page of words per row (one word under loom, so
 /// the models install chunks and reach a full arena with a few series).
@@ -48,6 +48,24 @@ const MAX_CHUNKS: usize = if cfg!(loom) { 3 } else { 4096 };
 #[repr(C, align(4096))]
 pub(crate) struct Row([AtomicU64; SLOTS]);
 
+impl Row {
+    /// A row of zeros.
+    fn new() -> Self {
+        // One constant repeated, not `array::from_fn`'s 512 separate
+        // stores: the same row, but Miri (Tree Borrows) took 2 s per row
+        // to check the stores one by one. loom's atomics have no `const`
+        // constructor.
+        #[cfg(not(loom))]
+        {
+            Row([const { AtomicU64::new(0) }; SLOTS])
+        }
+        #[cfg(loom)]
+        {
+            Row(std::array::from_fn(|_| AtomicU64::new(0)))
+        }
+    }
+}
+
 struct Chunk {
     /// One row per shard.
     rows: Box<[Row]>,
@@ -58,9 +76,7 @@ struct Chunk {
 impl Chunk {
     fn new(rows: usize) -> Box<Self> {
         Box::new(Chunk {
-            rows: (0..rows)
-                .map(|_| Row(std::array::from_fn(|_| AtomicU64::new(0))))
-                .collect(),
+            rows: (0..rows).map(|_| Row::new()).collect(),
             used: std::array::from_fn(|_| AtomicU64::new(0)),
         })
     }
@@ -134,7 +150,16 @@ impl Arena {
                     // published to other threads by whoever shares it.
                     row.0[slot].store(0, Relaxed);
                 }
-                let first = &rows[0].0[slot];
+                // The counter reaches row `i`'s word through `first`, so
+                // `first` is taken from the pointer to all the rows, not
+                // from `&rows[0].0[slot]` (that reference's provenance
+                // covers only row 0's word: Stacked Borrows forbids the
+                // access to row 1 through it, as Miri reported).
+                let first = NonNull::from(&**rows).cast::<AtomicU64>();
+                // SAFETY: `Row` is `repr(C)` with its words at offset 0, so
+                // the rows start with row 0's `SLOTS` words, and
+                // `slot < SLOTS`.
+                let first = unsafe { first.add(slot) };
                 Counter::in_arena(
                     first,
                     std::mem::size_of::<Row>(),
@@ -266,5 +291,38 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.arena.release(self.chunk, self.slot);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Arena;
+
+    /// An arena counter reaches every row through its base pointer. Under
+    /// Miri's Stacked Borrows (scripts/miri) this failed while the base was
+    /// taken from a reference to row 0's word: reading row 1 through it was
+    /// outside that reference's provenance. The registry's tests cannot show
+    /// it there, since crossbeam-epoch 0.9 itself fails Stacked Borrows.
+    #[test]
+    fn arena_counter_reaches_every_row() {
+        let arena = Arena::new(4);
+        let c = arena.counter();
+        assert!(c.arena_slot().is_some());
+        std::thread::scope(|s| {
+            for t in 1..=4u64 {
+                let c = &c;
+                s.spawn(move || c.add(t));
+            }
+        });
+        c.add(100);
+        assert_eq!(c.get(), 110);
+        assert_eq!(c.take(), 110);
+        assert_eq!(c.get(), 0);
+        let slot = c.arena_slot();
+        drop(c);
+        // The slot comes back zeroed on every row.
+        let d = arena.counter();
+        assert_eq!(d.arena_slot(), slot);
+        assert_eq!(d.get(), 0);
     }
 }

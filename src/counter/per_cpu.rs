@@ -115,8 +115,20 @@ impl Counter {
             shards: shards::new(shards::normalize(shards)),
             extra: Extra::default(),
         });
+        // `base` must carry the provenance of the whole shard array, not of
+        // shard 0's word: `shard(i)` reaches shard `i` through it, and a
+        // pointer taken from `&*shards[0]` may only access those 8 bytes
+        // (Stacked Borrows: Miri reported the access to another shard as
+        // undefined behaviour). So it is the array's pointer, moved to shard
+        // 0's word.
+        let array = NonNull::from(&*padded.shards).cast::<u8>();
+        let first: *const AtomicU64 = &*padded.shards[0];
+        let offset = first.addr() - array.as_ptr().addr();
+        // SAFETY: `first` is shard 0's word, inside the array `array` points
+        // to, so `offset` bytes from `array` stays in that allocation.
+        let base = unsafe { array.add(offset) }.cast::<AtomicU64>();
         Counter {
-            base: NonNull::from(&*padded.shards[0]),
+            base,
             stride: std::mem::size_of::<shards::Shard>(),
             mask: padded.shards.len() - 1,
             per_cpu: shards::covers_every_cpu(padded.shards.len()),
@@ -126,16 +138,17 @@ impl Counter {
     }
 
     /// A counter whose shard `i` is the word `stride × i` bytes after
-    /// `first`, kept alive by `lease`.
+    /// `first`, kept alive by `lease`. `first` must carry the provenance of
+    /// every shard (the whole chunk's rows), not only of its own word.
     pub(super) fn in_arena(
-        first: &AtomicU64,
+        first: NonNull<AtomicU64>,
         stride: usize,
         shards: usize,
         lease: Arc<Lease>,
     ) -> Self {
         debug_assert!(shards.is_power_of_two());
         Counter {
-            base: NonNull::from(first),
+            base: first,
             stride,
             mask: shards - 1,
             per_cpu: shards::covers_every_cpu(shards),
