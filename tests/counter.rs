@@ -14,7 +14,8 @@ use std::sync::Barrier;
 use std::thread;
 
 const THREADS: usize = 4;
-const INCS: u64 = 10_000;
+/// Increments per writer (fewer under Miri, which interprets every one).
+const INCS: u64 = if cfg!(miri) { 100 } else { 10_000 };
 
 /// Sets its flag when dropped: the thread that stops the spinning threads
 /// stops them even when it panics, so a failing test fails instead of hanging.
@@ -26,14 +27,15 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// What writer `t` adds with `add` on top of its increments: 100 adds of a
-/// per-thread amount, so a lost `add` changes the total by a distinct amount.
+/// What writer `t` adds with `add` on top of its increments: `INCS / 100`
+/// adds of a per-thread amount, so a lost `add` changes the total by a
+/// distinct amount.
 fn extra_for(t: usize) -> u64 {
-    100 * (t as u64 + 1) * 1_000_003
+    INCS / 100 * (t as u64 + 1) * 1_000_003
 }
 
-/// Runs `THREADS` writers that each do `INCS` increments interleaved with 100
-/// `add`s, started together; returns the total they wrote.
+/// Runs `THREADS` writers that each do `INCS` increments interleaved with
+/// `INCS / 100` `add`s, started together; returns the total they wrote.
 fn run_writers<S: CounterStrategy>(c: &S) -> u64 {
     run_writers_after(c, &Barrier::new(THREADS))
 }
@@ -121,7 +123,7 @@ fn check_take_racing_writers<S: CounterStrategy>(c: S) {
                 s.spawn(move || {
                     barrier.wait();
                     let mut written = 0u64;
-                    for i in 0..50_000u64 {
+                    for i in 0..if cfg!(miri) { 200 } else { 50_000u64 } {
                         let n = if i % 7 == 0 { t as u64 + 2 } else { 1 };
                         c.add(n);
                         written += n;
@@ -219,7 +221,7 @@ fn check_wraps<S: CounterStrategy>(make: impl Fn() -> S) {
 
 fn check_reads_never_decrease<S: CounterStrategy>(c: S) {
     /// Rounds per writer; each round adds 3 then 1, so 4 per round.
-    const ROUNDS: u64 = 25_000;
+    const ROUNDS: u64 = if cfg!(miri) { 50 } else { 25_000 };
     const PER_WRITER: u64 = 4 * ROUNDS;
     let done = AtomicBool::new(false);
     let barrier = Barrier::new(THREADS + 1);

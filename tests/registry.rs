@@ -430,7 +430,7 @@ fn many_series_survive_growth_and_removal() -> TestResult {
     // in: every surviving series keeps its own value.
     let reg = Registry::new();
     let fam = reg.counter_vec("g_total", "", &["i"])?;
-    let n = 2000u64;
+    let n = if cfg!(miri) { 100 } else { 2000u64 };
     for i in 0..n {
         fam.with(&[&i.to_string()])?.add(i + 1);
     }
@@ -562,7 +562,7 @@ fn cardinality_limit_is_per_family_and_at_least_one() -> TestResult {
 #[test]
 fn cardinality_limit_holds_under_racing_inserts() -> TestResult {
     const THREADS: usize = 4;
-    const PER_THREAD: usize = 200;
+    const PER_THREAD: usize = if cfg!(miri) { 12 } else { 200 };
     const LIMIT: usize = 37;
     let reg = Registry::with_cardinality_limit(LIMIT);
     let fam = reg.counter_vec("race_total", "", &["t", "i"])?;
@@ -625,7 +625,8 @@ fn cardinality_limit_holds_under_racing_inserts() -> TestResult {
 #[test]
 fn concurrent_growth_keeps_every_series() -> TestResult {
     const WRITERS: usize = 4;
-    const PER_WRITER: usize = 1250; // 5000 series in all
+    // 5000 series in all (32 under Miri, still past the first growth).
+    const PER_WRITER: usize = if cfg!(miri) { 8 } else { 1250 };
     let incs = |i: usize| 1 + (i % 5) as u64;
     let reg = Registry::new();
     let fam = reg.counter_vec("grow_total", "", &["w", "i"])?;
@@ -724,8 +725,9 @@ fn concurrent_growth_keeps_every_series() -> TestResult {
 #[test]
 fn stress_create_increment_remove_exact_totals() -> TestResult {
     const THREADS: usize = 8;
-    const SETS: usize = 48;
-    const OPS: usize = 60_000;
+    // Fewer sets under Miri: the checks scan the exposition once per set.
+    const SETS: usize = if cfg!(miri) { 16 } else { 48 };
+    const OPS: usize = if cfg!(miri) { 40 } else { 60_000 };
     let reg = Registry::new();
     let fam = reg.counter_vec("stress_total", "", &["method", "path"])?;
     let sets: Vec<[String; 2]> = (0..SETS)
@@ -794,7 +796,12 @@ fn stress_create_increment_remove_exact_totals() -> TestResult {
         .map(Counter::get)
         .sum();
     let removals: usize = results.iter().map(|r| r.2).sum();
-    assert!(removals > 100, "only {removals} removals: not much churn");
+    // Under Miri, 7 removals (the threads' random sequences are fixed).
+    let enough = if cfg!(miri) { 5 } else { 100 };
+    assert!(
+        removals > enough,
+        "only {removals} removals: not much churn"
+    );
 
     let text = expose(&reg);
     let lines = lines_of(&text, "stress_total");
