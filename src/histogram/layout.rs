@@ -49,8 +49,10 @@ impl Layout {
         let sub_bucket_count_magnitude = u32::BITS - (largest_single_unit - 1).leading_zeros();
         // As the hdrhistogram crate computes it, through f64: for a `lowest`
         // just below a power of two above 2^53 the float rounds up, and the
-        // layouts (hence quantiles) must agree exactly.
-        let unit_magnitude = (lowest as f64).log2().floor() as u32;
+        // layouts (hence quantiles) must agree exactly. The rounded float is
+        // an integer (at least 1), so its log is taken exactly in integers:
+        // `log2` need not be exact at powers of two on every platform.
+        let unit_magnitude = ((lowest as f64) as u128).ilog2();
         if unit_magnitude + sub_bucket_count_magnitude > 63 {
             return Err(HistogramError::LowestTooLargeForPrecision {
                 lowest,
