@@ -491,15 +491,7 @@ impl Registry {
             .evict_scratch
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        families.clear();
-        families.extend(
-            self.inner
-                .families
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned(),
-        );
+        self.copy_families_into(&mut families);
         let evicted = families
             .iter()
             .map(|family| match family {
@@ -514,6 +506,21 @@ impl Registry {
         // alive by the scratch.
         families.clear();
         evicted
+    }
+
+    /// Replaces `into`'s contents with every family, sorted by name (handle
+    /// clones into a reused list: no allocation once its capacity fits).
+    /// Takes the registration lock only for the copy.
+    fn copy_families_into(&self, into: &mut Vec<AnyFamily>) {
+        into.clear();
+        into.extend(
+            self.inner
+                .families
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
     }
 
     /// Every family, sorted by name. Takes the registration lock only to
@@ -561,15 +568,7 @@ impl Registry {
             Some(reused) => reused,
             None => &mut fresh,
         };
-        families.clear();
-        families.extend(
-            self.inner
-                .families
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned(),
-        );
+        self.copy_families_into(families);
         let result = crate::export::text::encode(format, families, scratch, buf);
         families.clear();
         result
