@@ -195,7 +195,6 @@ impl Rate {
             inner.newest_tick.fetch_max(tick, Relaxed);
         }
         let (lap, slot) = inner.locate(tick);
-        let full_lap = tick / inner.slots as u64;
         let shard = crate::cpu::current() & inner.shard_mask;
         let word = inner.word(shard, slot);
         // The CAS makes rotation and counting one step. Release on success
@@ -215,6 +214,7 @@ impl Rate {
             // Relaxed: the Acquire load of the slot word already ordered
             // this after what the mark that wrote it saw of `newest_tick`.
             let newest_lap = inner.newest_tick.load(Relaxed) / inner.slots as u64;
+            let full_lap = tick / inner.slots as u64;
             let ahead = u64::from(slot_lap.wrapping_sub(lap));
             if ahead <= newest_lap.saturating_sub(full_lap) {
                 // A newer lap: the slot already counts a tick at least a
