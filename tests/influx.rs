@@ -10,7 +10,7 @@
 
 mod support;
 use metricz::export::influx::{self, InfluxPusher, LineError, Point};
-use metricz::export::push::PushError;
+use metricz::export::push::{PushError, PushOptions};
 use metricz::Registry;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -26,6 +26,13 @@ use support::{free_port, url_encode};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// The default push options with `tweak` applied.
+fn options(tweak: impl FnOnce(&mut PushOptions)) -> PushOptions {
+    let mut options = PushOptions::default();
+    tweak(&mut options);
+    options
+}
 
 // ---------------------------------------------------------------------
 // A reference parser of the line protocol grammar (InfluxDB 1.x): a
@@ -547,7 +554,7 @@ fn the_pusher_posts_http_1_1_with_length_auth_and_database() -> TestResult {
     let reg = Registry::new();
     reg.counter("jobs_total", "Jobs.")?.add(3);
     let pusher = InfluxPusher::builder(reg.clone(), addr.to_string(), "my db&x")
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .retention_policy("rp 1")
         .credentials("user", "pass")
         .tag("host", "h")
@@ -592,7 +599,7 @@ fn a_400_drops_the_batch_and_an_error_status_keeps_it() -> TestResult {
     let addr = listener.local_addr()?;
     let answered = serve_one(listener, 400);
     let pusher = InfluxPusher::builder(reg.clone(), addr.to_string(), "db")
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .spawn()?;
     match pusher.push_now() {
         Err(PushError::Rejected { status: 400, body }) => assert_eq!(body, "oops"),
@@ -608,7 +615,7 @@ fn a_400_drops_the_batch_and_an_error_status_keeps_it() -> TestResult {
     let addr = listener.local_addr()?;
     let answered = serve_one(listener, 503);
     let pusher = InfluxPusher::builder(reg.clone(), addr.to_string(), "db")
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .spawn()?;
     match pusher.push_now() {
         Err(PushError::Http { status: 503, .. }) => {}
@@ -778,8 +785,10 @@ fn influxd_stores_what_the_pusher_sends() -> TestResult {
     }
 
     let pusher = InfluxPusher::builder(reg.clone(), server.http.to_string(), "metricz_test")
-        .interval(HOUR)
-        .io_timeout(Duration::from_secs(20))
+        .options(options(|o| {
+            o.interval = HOUR;
+            o.io_timeout = Duration::from_secs(20);
+        }))
         .tag("host", "test host")
         .spawn()?;
     pusher.push_now()?;

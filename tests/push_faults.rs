@@ -9,7 +9,7 @@
 //! a configured lower bound (a breaker's cool-down).
 
 use metricz::export::influx::InfluxPusher;
-use metricz::export::push::{BreakerState, PushError, PusherHandle};
+use metricz::export::push::{BreakerState, PushError, PushOptions, PusherHandle};
 use metricz::export::statsd::StatsdPusher;
 use metricz::Registry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -218,19 +218,35 @@ fn record(reg: &Registry, threads: usize, per_thread: u64) {
     });
 }
 
-fn influx(reg: &Registry, addr: impl ToString) -> metricz::export::influx::InfluxPusherBuilder {
-    InfluxPusher::builder(reg.clone(), addr.to_string(), "db")
-        .interval(HOUR)
-        .backoff(Duration::ZERO, Duration::ZERO)
+/// Push options for tests that push by hand: no interval ticks, no
+/// backoff; then `tweak` applied.
+fn options(tweak: impl FnOnce(&mut PushOptions)) -> PushOptions {
+    let mut options = PushOptions::default();
+    options.interval = HOUR;
+    options.backoff_initial = Duration::ZERO;
+    options.backoff_max = Duration::ZERO;
+    tweak(&mut options);
+    options
+}
+
+/// An InfluxDB pusher builder with [`options`] (`tweak` applied).
+fn influx(
+    reg: &Registry,
+    addr: impl ToString,
+    tweak: impl FnOnce(&mut PushOptions),
+) -> metricz::export::influx::InfluxPusherBuilder {
+    InfluxPusher::builder(reg.clone(), addr.to_string(), "db").options(options(tweak))
 }
 
 #[test]
 fn a_dead_sink_opens_the_breaker_and_recording_is_untouched() -> TestResult {
     let reg = Registry::new();
-    let pusher = influx(&reg, format!("127.0.0.1:{}", dead_tcp_port()))
-        .breaker(3, HOUR)
-        .connect_timeout(Duration::from_secs(5))
-        .spawn()?;
+    let pusher = influx(&reg, format!("127.0.0.1:{}", dead_tcp_port()), |o| {
+        o.breaker_threshold = 3;
+        o.breaker_cool_down = HOUR;
+    })
+    .connect_timeout(Duration::from_secs(5))
+    .spawn()?;
 
     // Push attempts run on one thread while two others record.
     let results = thread::scope(|s| {
@@ -284,10 +300,11 @@ fn a_silent_sink_never_holds_up_recording() -> TestResult {
     let server = FakeInflux::start(0);
     let reg = Registry::new();
     reg.counter("hits_total", "Hits.")?;
-    let pusher = influx(&reg, server.addr)
-        .io_timeout(Duration::from_secs(60))
-        .wait_timeout(Duration::from_secs(120))
-        .spawn()?;
+    let pusher = influx(&reg, server.addr, |o| {
+        o.io_timeout = Duration::from_secs(60);
+        o.wait_timeout = Duration::from_secs(120);
+    })
+    .spawn()?;
 
     thread::scope(|s| -> TestResult {
         let push = s.spawn(|| pusher.push_now());
@@ -323,9 +340,10 @@ fn timeouts_fire_and_dropping_a_stuck_pusher_is_bounded() -> TestResult {
     let reg = Registry::new();
     reg.counter("hits_total", "Hits.")?.inc();
 
-    let pusher = influx(&reg, server.addr)
-        .io_timeout(Duration::from_millis(200))
-        .spawn()?;
+    let pusher = influx(&reg, server.addr, |o| {
+        o.io_timeout = Duration::from_millis(200)
+    })
+    .spawn()?;
     let result = pusher.push_now();
     assert!(
         matches!(result, Err(PushError::TimedOut { op: "receive" })),
@@ -340,10 +358,11 @@ fn timeouts_fire_and_dropping_a_stuck_pusher_is_bounded() -> TestResult {
 
     // A push stuck far longer than the handle waits: the caller gets
     // NoReply, and dropping the handle returns without joining.
-    let stuck = influx(&reg, server.addr)
-        .io_timeout(HOUR)
-        .wait_timeout(Duration::from_millis(300))
-        .spawn()?;
+    let stuck = influx(&reg, server.addr, |o| {
+        o.io_timeout = HOUR;
+        o.wait_timeout = Duration::from_millis(300);
+    })
+    .spawn()?;
     assert!(matches!(stuck.push_now(), Err(PushError::NoReply)));
     server
         .holding
@@ -359,7 +378,11 @@ fn refusals_open_the_breaker_and_a_half_open_trial_delivers_pending_once() -> Te
     let server = FakeInflux::start(500);
     let reg = Registry::new();
     let hits = reg.counter("hits_total", "Hits.")?;
-    let pusher: PusherHandle = influx(&reg, server.addr).breaker(2, COOL_DOWN).spawn()?;
+    let pusher: PusherHandle = influx(&reg, server.addr, |o| {
+        o.breaker_threshold = 2;
+        o.breaker_cool_down = COOL_DOWN;
+    })
+    .spawn()?;
 
     hits.add(5);
     assert!(matches!(
@@ -420,10 +443,12 @@ fn pending_data_stays_within_its_bound_and_drops_are_counted() -> TestResult {
         family.with(&[&format!("value-{i}")])?.add(i);
     }
     let bound = 2_000;
-    let pusher = influx(&reg, format!("127.0.0.1:{port}"))
-        .breaker(u32::MAX, HOUR)
-        .max_pending_bytes(bound)
-        .spawn()?;
+    let pusher = influx(&reg, format!("127.0.0.1:{port}"), |o| {
+        o.breaker_threshold = u32::MAX;
+        o.breaker_cool_down = HOUR;
+    })
+    .max_pending_bytes(bound)
+    .spawn()?;
     for _ in 0..12 {
         assert!(pusher.push_now().is_err());
         let stats = pusher.stats();
@@ -493,9 +518,10 @@ fn statsd_keeps_deltas_through_an_outage_and_delivers_them_once() -> TestResult 
     let reg = Registry::new();
     let jobs = reg.counter("jobs_total", "Jobs.")?;
     let pusher = StatsdPusher::builder(reg.clone(), format!("127.0.0.1:{port}"))
-        .interval(HOUR)
-        .backoff(Duration::ZERO, Duration::ZERO)
-        .breaker(2, COOL_DOWN)
+        .options(options(|o| {
+            o.breaker_threshold = 2;
+            o.breaker_cool_down = COOL_DOWN;
+        }))
         .spawn()?;
 
     jobs.add(7);
@@ -547,8 +573,10 @@ fn flush_bypasses_backoff_and_shutdown_flushes() -> TestResult {
 
     // Backing off for an hour after a failure: push_now skips, flush goes.
     let pusher = StatsdPusher::builder(reg.clone(), format!("127.0.0.1:{dead}"))
-        .interval(HOUR)
-        .backoff(HOUR, HOUR)
+        .options(options(|o| {
+            o.backoff_initial = HOUR;
+            o.backoff_max = HOUR;
+        }))
         .spawn()?;
     jobs.add(3);
     assert!(pusher.push_now().is_err());
@@ -558,7 +586,7 @@ fn flush_bypasses_backoff_and_shutdown_flushes() -> TestResult {
     drop(pusher);
 
     let pusher = StatsdPusher::builder(reg.clone(), socket.local_addr()?.to_string())
-        .interval(HOUR)
+        .options(options(|_| {}))
         .spawn()?;
     pusher.shutdown()?;
     let lines = counter_lines(&socket);
@@ -570,9 +598,11 @@ fn flush_bypasses_backoff_and_shutdown_flushes() -> TestResult {
 fn self_metrics_survive_idle_eviction() -> TestResult {
     let reg = Registry::new();
     reg.set_idle_eviction(2);
-    let pusher = influx(&reg, format!("127.0.0.1:{}", dead_tcp_port()))
-        .breaker(u32::MAX, HOUR)
-        .spawn()?;
+    let pusher = influx(&reg, format!("127.0.0.1:{}", dead_tcp_port()), |o| {
+        o.breaker_threshold = u32::MAX;
+        o.breaker_cool_down = HOUR;
+    })
+    .spawn()?;
     assert!(pusher.push_now().is_err());
     // Unchanged over two collections: the self-metric series are evicted.
     for _ in 0..3 {

@@ -8,6 +8,7 @@
 //! polling: no assertion depends on timing.
 
 mod support;
+use metricz::export::push::PushOptions;
 use metricz::export::statsd::{self, Deltas, StatsdFormat, StatsdPusher};
 use metricz::Registry;
 use std::collections::BTreeMap;
@@ -21,6 +22,13 @@ use support::free_port;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// The default push options with `tweak` applied.
+fn options(tweak: impl FnOnce(&mut PushOptions)) -> PushOptions {
+    let mut options = PushOptions::default();
+    tweak(&mut options);
+    options
+}
 
 /// One StatsD line: `name:value|type[|#tags]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,7 +273,7 @@ fn datagrams_pack_lines_up_to_the_bound_and_never_split_one() -> TestResult {
 
     let max = 64;
     let pusher = StatsdPusher::builder(reg.clone(), socket.local_addr()?.to_string())
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .format(format)
         .max_datagram(max)
         .spawn()?;
@@ -498,7 +506,7 @@ fn the_daemon_sums_deltas_and_keeps_gauges() -> TestResult {
         latency.record(Duration::from_millis(ms));
     }
     let pusher = StatsdPusher::builder(reg.clone(), daemon.addr())
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .prefix("app")
         .max_datagram(100) // several datagrams a push
         .spawn()?;
@@ -559,7 +567,7 @@ fn the_daemon_reads_dogstatsd_tags() -> TestResult {
         .with(&["hall"])?
         .set(-4.5);
     let pusher = StatsdPusher::builder(reg.clone(), daemon.addr())
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .prefix("dog")
         .dogstatsd(true)
         .tag("env", "prod")
@@ -601,7 +609,7 @@ fn a_line_too_long_for_udp_is_dropped_without_blocking_the_others() -> TestResul
     c.with(&[&huge])?.add(2);
     c.with(&["z"])?.add(3);
     let pusher = StatsdPusher::builder(reg.clone(), socket.local_addr()?.to_string())
-        .interval(HOUR)
+        .options(options(|o| o.interval = HOUR))
         .spawn()?;
     let result = pusher.push_now();
     assert!(

@@ -79,7 +79,7 @@
 //! again. A 400 or 413 answer refuses the data itself: those batches are
 //! dropped and counted, as retrying cannot help.
 
-use super::push::{self, push_setters, Outcome, PushConfig, PushError, PusherHandle, Sink};
+use super::push::{self, Outcome, PushError, PushOptions, PusherHandle, Sink};
 use crate::registry::{AnyFamily, Registry, OVERFLOW_LABEL};
 use crate::Snapshot;
 use std::collections::VecDeque;
@@ -543,11 +543,14 @@ fn now_ns() -> i64 {
 ///
 /// ```no_run
 /// use metricz::export::influx::InfluxPusher;
+/// use metricz::export::push::PushOptions;
 /// use std::time::Duration;
 ///
+/// let mut options = PushOptions::default();
+/// options.interval = Duration::from_secs(10);
 /// let reg = metricz::Registry::new();
 /// let pusher = InfluxPusher::builder(reg.clone(), "127.0.0.1:8086", "metrics")
-///     .interval(Duration::from_secs(10))
+///     .options(options)
 ///     .tag("host", "web-1")
 ///     .spawn()?;
 /// reg.counter("jobs_total", "Jobs.")?.inc();
@@ -579,7 +582,7 @@ impl InfluxPusher {
             tags: Vec::new(),
             connect_timeout: push::DEFAULT_IO_TIMEOUT,
             max_pending_bytes: push::DEFAULT_MAX_PENDING_BYTES,
-            push: PushConfig::default(),
+            push: PushOptions::default(),
         }
     }
 }
@@ -596,13 +599,36 @@ pub struct InfluxPusherBuilder {
     tags: Vec<(String, String)>,
     connect_timeout: Duration,
     max_pending_bytes: usize,
-    push: PushConfig,
+    push: PushOptions,
 }
 
 impl InfluxPusherBuilder {
-    push_setters!(
-        "metricz::export::influx::InfluxPusher::builder(reg, \"127.0.0.1:8086\", \"db\")"
-    );
+    /// The settings every pusher has: schedule, timeouts, backoff and
+    /// circuit breaker (default [`PushOptions::default`]; see
+    /// [`PushOptions`] for each field and its bounds). Replaces all of
+    /// them.
+    ///
+    /// ```
+    /// use metricz::export::push::PushOptions;
+    /// use std::time::Duration;
+    ///
+    /// let mut options = PushOptions::default();
+    /// options.interval = Duration::from_secs(30);
+    /// options.io_timeout = Duration::from_millis(500);
+    /// options.backoff_initial = Duration::from_millis(100);
+    /// options.backoff_max = Duration::from_secs(10);
+    /// options.breaker_threshold = 3;
+    /// options.breaker_cool_down = Duration::from_secs(30);
+    /// options.wait_timeout = Duration::from_secs(2);
+    ///
+    /// let reg = metricz::Registry::new();
+    /// let b = metricz::export::influx::InfluxPusher::builder(reg, "127.0.0.1:8086", "db")
+    ///     .options(options);
+    /// ```
+    pub fn options(mut self, options: PushOptions) -> Self {
+        self.push = options;
+        self
+    }
 
     /// Bound on connecting (default 5 s; at least 1 ms).
     ///
@@ -684,6 +710,7 @@ impl InfluxPusherBuilder {
     /// ```
     pub fn spawn(self) -> Result<PusherHandle, PushError> {
         push::check_address(&self.addr)?;
+        let options = self.push.bounded();
         if self.database.is_empty() {
             return Err(PushError::EmptyDatabase);
         }
@@ -705,7 +732,7 @@ impl InfluxPusherBuilder {
                 path,
                 authorization,
                 connect_timeout: self.connect_timeout,
-                io_timeout: self.push.io_timeout,
+                io_timeout: options.io_timeout,
             },
             tags: self.tags,
             pending: VecDeque::new(),
@@ -714,7 +741,7 @@ impl InfluxPusherBuilder {
             dropped: 0,
             body: Vec::new(),
         };
-        push::spawn(self.registry, sink, self.push)
+        push::spawn(self.registry, sink, &options)
     }
 }
 

@@ -85,7 +85,7 @@
 //! counted, and its counter deltas given up (retrying cannot help); the
 //! push then fails, but its other datagrams still go.
 
-use super::push::{self, push_setters, Outcome, PushConfig, PushError, PusherHandle, Sink};
+use super::push::{self, Outcome, PushError, PushOptions, PusherHandle, Sink};
 use crate::primitive::std_only::Arc;
 use crate::registry::{AnyFamily, Registry};
 use crate::Snapshot;
@@ -651,12 +651,15 @@ fn push_tag_part(out: &mut String, part: &str, key: bool) {
 /// The StatsD pusher; start one with [`StatsdPusher::builder`].
 ///
 /// ```no_run
+/// use metricz::export::push::PushOptions;
 /// use metricz::export::statsd::StatsdPusher;
 /// use std::time::Duration;
 ///
+/// let mut options = PushOptions::default();
+/// options.interval = Duration::from_secs(10);
 /// let reg = metricz::Registry::new();
 /// let pusher = StatsdPusher::builder(reg.clone(), "127.0.0.1:8125")
-///     .interval(Duration::from_secs(10))
+///     .options(options)
 ///     .prefix("app")
 ///     .dogstatsd(true)
 ///     .max_datagram(1432)
@@ -682,7 +685,7 @@ impl StatsdPusher {
             addr: addr.into(),
             format: StatsdFormat::new(),
             max_datagram: DEFAULT_MAX_DATAGRAM,
-            push: PushConfig::default(),
+            push: PushOptions::default(),
         }
     }
 }
@@ -695,11 +698,36 @@ pub struct StatsdPusherBuilder {
     addr: String,
     format: StatsdFormat,
     max_datagram: usize,
-    push: PushConfig,
+    push: PushOptions,
 }
 
 impl StatsdPusherBuilder {
-    push_setters!("metricz::export::statsd::StatsdPusher::builder(reg, \"127.0.0.1:8125\")");
+    /// The settings every pusher has: schedule, timeouts, backoff and
+    /// circuit breaker (default [`PushOptions::default`]; see
+    /// [`PushOptions`] for each field and its bounds). Replaces all of
+    /// them.
+    ///
+    /// ```
+    /// use metricz::export::push::PushOptions;
+    /// use std::time::Duration;
+    ///
+    /// let mut options = PushOptions::default();
+    /// options.interval = Duration::from_secs(30);
+    /// options.io_timeout = Duration::from_millis(500);
+    /// options.backoff_initial = Duration::from_millis(100);
+    /// options.backoff_max = Duration::from_secs(10);
+    /// options.breaker_threshold = 3;
+    /// options.breaker_cool_down = Duration::from_secs(30);
+    /// options.wait_timeout = Duration::from_secs(2);
+    ///
+    /// let reg = metricz::Registry::new();
+    /// let b = metricz::export::statsd::StatsdPusher::builder(reg, "127.0.0.1:8125")
+    ///     .options(options);
+    /// ```
+    pub fn options(mut self, options: PushOptions) -> Self {
+        self.push = options;
+        self
+    }
 
     /// A prefix for every name (see [`StatsdFormat::prefix`]).
     ///
@@ -774,18 +802,19 @@ impl StatsdPusherBuilder {
     /// ```
     pub fn spawn(self) -> Result<PusherHandle, PushError> {
         push::check_address(&self.addr)?;
+        let options = self.push.bounded();
         let sink = StatsdSink {
             addr: self.addr,
             format: self.format,
             max_datagram: self.max_datagram,
-            io_timeout: self.push.io_timeout,
+            io_timeout: options.io_timeout,
             socket: None,
             deltas: Deltas::new(),
             lines: Lines::default(),
             datagram: String::new(),
             dropped: 0,
         };
-        push::spawn(self.registry, sink, self.push)
+        push::spawn(self.registry, sink, &options)
     }
 }
 
