@@ -1,0 +1,116 @@
+//! The `/metrics` HTTP endpoint (feature `http`): a small HTTP/1.1 server
+//! on [hyper](https://docs.rs/hyper) 1 that runs on its own thread with its
+//! own single-threaded tokio runtime, so programs without tokio can use it,
+//! and [`render`](fn@render) for programs that already run a web framework.
+//!
+//! ```
+//! use metricz::export::http::Server;
+//! use metricz::Registry;
+//! use std::io::{Read, Write};
+//!
+//! let registry = Registry::new();
+//! registry.counter("jobs_total", "Jobs run.")?.add(3);
+//!
+//! // Port 0: any free port (the default is 127.0.0.1:9184).
+//! let server = Server::builder(registry.clone())
+//!     .bind("127.0.0.1:0".parse()?)
+//!     .spawn()?;
+//!
+//! let mut stream = std::net::TcpStream::connect(server.local_addr())?;
+//! stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//! let mut response = String::new();
+//! stream.read_to_string(&mut response)?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(response.contains("\njobs_total 3\n"));
+//!
+//! server.shutdown(); // also on drop
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Requests
+//!
+//! `GET` (and `HEAD`) of the configured path (default `/metrics`, any
+//! query string) answers `200` with the registry's exposition: OpenMetrics
+//! 1.0 when the `Accept` header prefers `application/openmetrics-text` (as a
+//! Prometheus server's does), Prometheus text 0.0.4 otherwise
+//! ([`Format::negotiate`]). Other paths answer `404`, other methods `405`
+//! (with `Allow: GET, HEAD`), and a request with a body `413`, after
+//! which the connection is closed. Malformed requests get hyper's `400`
+//! (or `431` for oversized headers) and a closed connection.
+//!
+//! Each connection encodes into its own `String` that it keeps between
+//! requests, so a kept-alive scraper costs no buffer growth after its first
+//! scrape (the response body is one copy of it). Connections are served
+//! concurrently but encoded one at a time, on the server thread: scrapes
+//! never take more than one core from the program.
+//!
+//! # Limits
+//!
+//! Every resource a client can hold is bounded (defaults in parentheses, set
+//! on [`ServerBuilder`]):
+//!
+//! - **Connections** ([`DEFAULT_MAX_CONNECTIONS`]): a connection beyond the
+//!   limit is answered at once with `503 Service Unavailable` (best effort,
+//!   without reading its request) and closed; nothing queues.
+//! - **Header size** ([`DEFAULT_MAX_HEADER_BYTES`]): the request line and
+//!   headers together; more is answered `431` and the connection closed.
+//!   Request bodies are refused (`413`).
+//! - **Header read time** ([`DEFAULT_HEADER_READ_TIMEOUT`]): from the
+//!   moment the server waits for a request until its headers are complete.
+//!   It also closes a kept-alive connection that stays idle this long.
+//! - **Whole-request time** ([`DEFAULT_REQUEST_TIMEOUT`]): from a
+//!   request's first byte until its response has been handed to the
+//!   kernel, so a client that sends slowly (slowloris) or reads the
+//!   response slowly is cut off.
+//!
+//! A timed-out connection is closed without a response. [`ServerHandle::stats`]
+//! counts accepted, refused and timed-out connections.
+//!
+//! The header read time, the header size and the graceful shutdown are
+//! hyper's documented settings (`http1::Builder::header_read_timeout` with
+//! hyper-util's `TokioTimer`, `max_header_size`, `graceful_shutdown`).
+//! The whole-request time is not: no hyper or tokio timeout runs from a
+//! request's first byte to its response's last while letting a kept-alive
+//! connection idle between requests (`tokio::time::timeout` around the
+//! connection would bound its idle time and all its requests together).
+//! It is kept by an I/O wrapper around the connection's stream, which
+//! relies on when hyper flushes a response; the `deadline` file says what
+//! it assumes of hyper and which tests fail should a hyper upgrade break
+//! it.
+//!
+//! # Shutdown
+//!
+//! [`ServerHandle::shutdown`] (or dropping the handle) stops accepting,
+//! lets requests in flight finish for up to
+//! [`ServerBuilder::shutdown_timeout`], closes idle kept-alive
+//! connections, and joins the server thread.
+//!
+//! [`Format::negotiate`]: crate::export::Format::negotiate
+//!
+//! # Layout
+//!
+//! One concept a file, none importing this one: `render`, `builder`
+//! (settings, defaults, start), `handle` (a running server, its counts),
+//! `error`, `state` (what connections share), `accept` (the accept loop
+//! and the connection limit), `connection` (one connection over hyper),
+//! `service` (the answers), `deadline` (the whole-request deadline).
+
+mod accept;
+mod builder;
+mod connection;
+mod deadline;
+mod error;
+mod handle;
+mod render;
+mod service;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use builder::{
+    Server, ServerBuilder, DEFAULT_ADDR, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_PATH, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT,
+};
+pub use error::ServerError;
+pub use handle::{ServerHandle, ServerStats};
+pub use render::render;
