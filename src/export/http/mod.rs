@@ -85,15 +85,16 @@
 //! [`ServerBuilder::shutdown_timeout`], closes idle kept-alive
 //! connections, and joins the server thread.
 //!
-//! [`Format::negotiate`]: crate::export::Format::negotiate
-//!
 //! # Layout
 //!
 //! One concept a file, none importing this one: `render`, `builder`
 //! (settings, defaults, start), `handle` (a running server, its counts),
 //! `error`, `state` (what connections share), `accept` (the accept loop
 //! and the connection limit), `connection` (one connection over hyper),
-//! `service` (the answers), `deadline` (the whole-request deadline).
+//! `service` (the answers), `deadline` (the whole-request deadline), and
+//! `tests` (the tests that pin what the deadline assumes of hyper).
+//!
+//! [`Format::negotiate`]: crate::export::Format::negotiate
 
 mod accept;
 mod builder;
