@@ -15,10 +15,11 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use metricz::{
-    cpu, AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, SingleWriterCounter,
-    ThreadShardedCounter,
+use metricz::strategy::{
+    AdaptiveCounter, AtomicCounter, CounterStrategy, LockedPerCpuCounter, RseqCounter,
+    SingleWriterCounter, ThreadShardedCounter,
 };
+use metricz::{cpu, Counter};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use support::{PromClientCounter, PromIntCounter};
@@ -60,8 +61,8 @@ fn uncontended(c: &mut Criterion) {
         group.bench_function(S::NAME, |b| b.iter(|| black_box(&counter).inc()));
     }
     one::<Counter>(&mut group);
-    one::<metricz::LockedPerCpuCounter>(&mut group);
-    one::<metricz::counter::rseq::RseqCounter>(&mut group);
+    one::<LockedPerCpuCounter>(&mut group);
+    one::<RseqCounter>(&mut group);
     one::<AtomicCounter>(&mut group);
     one::<ThreadShardedCounter>(&mut group);
     one::<AdaptiveCounter>(&mut group);

@@ -53,7 +53,7 @@
 #[path = "../benches/support/mod.rs"]
 mod support;
 
-use metricz::CounterStrategy;
+use metricz::strategy::CounterStrategy;
 use plotters::prelude::*;
 use rayon::ThreadPool;
 use std::fmt::Write as _;

@@ -116,12 +116,10 @@ pub mod histogram;
 mod primitive;
 pub mod rate;
 pub mod registry;
+pub mod strategy;
 mod thread_index;
 
-pub use counter::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
-    SingleWriterCounter, ThreadShardedCounter,
-};
+pub use counter::Counter;
 pub use gauge::{Gauge, UpDownGauge};
 pub use histogram::{Histogram, HistogramBuilder, HistogramError, Snapshot, Timer};
 pub use rate::{Rate, RateError};

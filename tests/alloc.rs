@@ -7,10 +7,10 @@
 //! while the thread has counting switched on, so tests running in parallel
 //! (and the harness's own threads) do not disturb each other's counts.
 
-use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, Gauge, Histogram,
-    SingleWriterCounter, ThreadShardedCounter, Timer, UpDownGauge,
+use metricz::strategy::{
+    AdaptiveCounter, AtomicCounter, CounterStrategy, SingleWriterCounter, ThreadShardedCounter,
 };
+use metricz::{Counter, Gauge, Histogram, Timer, UpDownGauge};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;

@@ -4,11 +4,11 @@
 //! [`Counter`], [`AdaptiveCounter`] and [`SingleWriterCounter`].
 
 mod support;
-use metricz::counter::rseq::RseqCounter;
-use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
+use metricz::strategy::{
+    AdaptiveCounter, AtomicCounter, CounterStrategy, LockedPerCpuCounter, RseqCounter,
     SingleWriterCounter, ThreadShardedCounter,
 };
+use metricz::Counter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::thread;

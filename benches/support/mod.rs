@@ -9,7 +9,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use metricz::CounterStrategy;
+use metricz::strategy::CounterStrategy;
 use rayon::ThreadPool;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 macro_rules! for_each_counter {
     ($m:ident) => {
         $m!(
-            metricz::AtomicCounter,
+            metricz::strategy::AtomicCounter,
             metricz::Counter,
-            metricz::LockedPerCpuCounter,
-            metricz::counter::rseq::RseqCounter,
-            metricz::ThreadShardedCounter,
-            metricz::AdaptiveCounter,
-            metricz::SingleWriterCounter,
+            metricz::strategy::LockedPerCpuCounter,
+            metricz::strategy::RseqCounter,
+            metricz::strategy::ThreadShardedCounter,
+            metricz::strategy::AdaptiveCounter,
+            metricz::strategy::SingleWriterCounter,
             $crate::support::PromIntCounter,
             $crate::support::PromClientCounter,
             $crate::support::MutexCounter,

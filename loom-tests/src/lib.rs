@@ -12,7 +12,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use metricz::CounterStrategy;
+use metricz::strategy::CounterStrategy;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs `model` under `loom::model`, prints how many executions loom

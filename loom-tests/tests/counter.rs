@@ -4,11 +4,11 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use metricz::counter::rseq::RseqCounter;
-use metricz::{
-    AdaptiveCounter, AtomicCounter, Counter, CounterStrategy, LockedPerCpuCounter,
+use metricz::strategy::{
+    AdaptiveCounter, AtomicCounter, CounterStrategy, LockedPerCpuCounter, RseqCounter,
     SingleWriterCounter, ThreadShardedCounter,
 };
+use metricz::Counter;
 use metricz_loom_tests::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,14 +1,14 @@
 //! The per-CPU counter arena: storage for the registry's counters at 8 bytes
 //! per CPU per series.
 //!
-//! A standalone [`Counter`] pads every shard to its own cache line (128 bytes
+//! A standalone `Counter` pads every shard to its own cache line (128 bytes
 //! × shards). The registry's counters instead take a *slot* in an arena of
 //! chunks. A chunk is laid out as `[cpu][slot]`: one [`Row`] per shard, each
 //! row a page-aligned array of [`SLOTS`] words, so the word of series `s` on
 //! CPU `c` is `rows[c][s]`. Different series written by the same CPU share
 //! that CPU's row (and cache lines), which only that CPU writes; rows of
 //! different CPUs are on different pages, so no two CPUs ever write one
-//! cache line. A counter in the arena is the same [`Counter`] type: a base
+//! cache line. A counter in the arena is the same `Counter` type: a base
 //! pointer (row 0's word) and a stride (one row) instead of one padded shard.
 //!
 //! # Slot lifetime
@@ -23,10 +23,15 @@
 //! reader can still reach its old series (invariant M7, loom-checked).
 //!
 //! Chunks are installed lazily by CAS into a fixed directory and live as
-//! long as the arena; when the directory is full the arena hands out
-//! standalone counters instead.
+//! long as the arena; when the directory is full there is no lease, and
+//! the registry gets standalone counters instead.
+//!
+//! This file is the storage only: it leases zeroed slots and takes them
+//! back. The `Counter` over a lease is built by `Counter::in_arena` (and
+//! the registry's `Arena::counter`) in `per_cpu.rs`, which imports this
+//! file; nothing here imports `Counter`.
 
-use super::{shards, Counter};
+use super::shards::{self, Extra};
 use crate::primitive::{
     Arc, AtomicPtr, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
@@ -137,43 +142,28 @@ impl Arena {
         })
     }
 
-    /// A zeroed counter in a slot of this arena, or a standalone counter
-    /// with as many shards once the arena is full.
-    pub(crate) fn counter(self: &Arc<Self>) -> Counter {
-        match self.acquire() {
-            Some((chunk, slot)) => {
-                // The chunk stays installed until the arena drops, and the
-                // lease keeps the arena alive.
-                let rows = &self.chunk(chunk).expect("acquired from it").rows;
-                for row in rows.iter() {
-                    // Relaxed: no one else holds this slot; the counter is
-                    // published to other threads by whoever shares it.
-                    row.0[slot].store(0, Relaxed);
-                }
-                // The counter reaches row `i`'s word through `first`, so
-                // `first` is taken from the pointer to all the rows, not
-                // from `&rows[0].0[slot]` (that reference's provenance
-                // covers only row 0's word: Stacked Borrows forbids the
-                // access to row 1 through it, as Miri reported).
-                let first = NonNull::from(&**rows).cast::<AtomicU64>();
-                // SAFETY: `Row` is `repr(C)` with its words at offset 0, so
-                // the rows start with row 0's `SLOTS` words, and
-                // `slot < SLOTS`.
-                let first = unsafe { first.add(slot) };
-                Counter::in_arena(
-                    first,
-                    std::mem::size_of::<Row>(),
-                    self.rows,
-                    Arc::new(Lease {
-                        arena: Arc::clone(self),
-                        chunk,
-                        slot,
-                        extra: super::per_cpu::Extra::default(),
-                    }),
-                )
-            }
-            None => Counter::with_shards(self.rows),
+    /// Leases a slot, zeroed on every row, or `None` when every chunk is
+    /// full and the directory too. The slot is given back when the last
+    /// `Arc` to the lease drops.
+    pub(crate) fn lease(self: &Arc<Self>) -> Option<Arc<Lease>> {
+        let (chunk, slot) = self.acquire()?;
+        for row in self.chunk(chunk).expect("acquired from it").rows.iter() {
+            // Relaxed: no one else holds this slot; the counter is
+            // published to other threads by whoever shares it.
+            row.0[slot].store(0, Relaxed);
         }
+        Some(Arc::new(Lease {
+            arena: Arc::clone(self),
+            chunk,
+            slot,
+            extra: Extra::default(),
+        }))
+    }
+
+    /// Rows per chunk: the shard count of the arena's counters (a power of
+    /// two).
+    pub(crate) fn shards(&self) -> usize {
+        self.rows
     }
 
     /// Bytes of counter storage the arena holds (installed chunks' rows).
@@ -278,51 +268,41 @@ pub(crate) struct Lease {
     chunk: usize,
     slot: usize,
     /// The counter's fallback word and take baseline.
-    pub(crate) extra: super::per_cpu::Extra,
+    pub(crate) extra: Extra,
 }
 
 impl Lease {
-    /// `(chunk, slot)`.
+    /// `(chunk, slot)`, for the test hook `Counter::arena_slot`.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn position(&self) -> (usize, usize) {
         (self.chunk, self.slot)
+    }
+
+    /// Bytes from the slot's word in one row to its word in the next.
+    pub(crate) const STRIDE: usize = std::mem::size_of::<Row>();
+
+    /// The slot's word in row 0, carrying the provenance of every row: row
+    /// `i`'s word is `i` × [`STRIDE`](Self::STRIDE) bytes after it. Valid
+    /// for as long as the lease (which keeps the arena, and so the chunk,
+    /// alive).
+    pub(crate) fn first(&self) -> NonNull<AtomicU64> {
+        // The chunk stays installed until the arena drops, and the lease
+        // keeps the arena alive.
+        let rows = &self.arena.chunk(self.chunk).expect("leased from it").rows;
+        // The counter reaches row `i`'s word through `first`, so `first` is
+        // taken from the pointer to all the rows, not from
+        // `&rows[0].0[slot]` (that reference's provenance covers only row
+        // 0's word: Stacked Borrows forbids the access to row 1 through it,
+        // as Miri reported).
+        let first = NonNull::from(&**rows).cast::<AtomicU64>();
+        // SAFETY: `Row` is `repr(C)` with its words at offset 0, so the rows
+        // start with row 0's `SLOTS` words, and `slot < SLOTS`.
+        unsafe { first.add(self.slot) }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         self.arena.release(self.chunk, self.slot);
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::Arena;
-
-    /// An arena counter reaches every row through its base pointer. Under
-    /// Miri's Stacked Borrows (scripts/miri) this failed while the base was
-    /// taken from a reference to row 0's word: reading row 1 through it was
-    /// outside that reference's provenance. The registry's tests cannot show
-    /// it there, since crossbeam-epoch 0.9 itself fails Stacked Borrows.
-    #[test]
-    fn arena_counter_reaches_every_row() {
-        let arena = Arena::new(4);
-        let c = arena.counter();
-        assert!(c.arena_slot().is_some());
-        std::thread::scope(|s| {
-            for t in 1..=4u64 {
-                let c = &c;
-                s.spawn(move || c.add(t));
-            }
-        });
-        c.add(100);
-        assert_eq!(c.get(), 110);
-        assert_eq!(c.take(), 110);
-        assert_eq!(c.get(), 0);
-        let slot = c.arena_slot();
-        drop(c);
-        // The slot comes back zeroed on every row.
-        let d = arena.counter();
-        assert_eq!(d.arena_slot(), slot);
-        assert_eq!(d.get(), 0);
     }
 }

@@ -1,5 +1,5 @@
-use super::arena::Lease;
-use super::{shards, CounterStrategy};
+use super::arena::{Arena, Lease};
+use super::shards::{self, Extra};
 use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
 use std::fmt;
 use std::ptr::NonNull;
@@ -63,18 +63,6 @@ pub struct Counter {
     storage: Storage,
 }
 
-/// A counter's words besides its shards.
-#[derive(Debug, Default)]
-pub(crate) struct Extra {
-    /// Increments that could not use an rseq slot (a thread without an
-    /// rseq registration, or a CPU beyond the shards) while the process
-    /// increments with rseq: a separate, locked word, never a shard.
-    fallback: AtomicU64,
-    /// The total at the last `take`; reads and takes report the total
-    /// minus it.
-    baseline: AtomicU64,
-}
-
 /// A standalone counter's storage.
 struct Padded {
     shards: Box<[shards::Shard]>,
@@ -87,8 +75,9 @@ enum Storage {
     /// Its own array of cache-line-padded shards.
     Padded(Arc<Padded>),
     /// A slot of a per-CPU arena (8 bytes per shard), given back when the
-    /// last handle drops.
-    Arena(Arc<Lease>),
+    /// last handle drops. Held for that: only the test hook `arena_slot`
+    /// reads it.
+    Arena(#[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))] Arc<Lease>),
 }
 
 // SAFETY: a `Counter` only reaches `AtomicU64`s (which are `Sync`) through
@@ -137,19 +126,19 @@ impl Counter {
         }
     }
 
-    /// A counter whose shard `i` is the word `stride × i` bytes after
-    /// `first`, kept alive by `lease`. `first` must carry the provenance of
-    /// every shard (the whole chunk's rows), not only of its own word.
-    pub(super) fn in_arena(
-        first: NonNull<AtomicU64>,
-        stride: usize,
-        shards: usize,
-        lease: Arc<Lease>,
-    ) -> Self {
+    /// A zeroed counter in a slot of `arena` (shard `i` is the slot's word
+    /// in row `i`), or a standalone counter with as many shards once the
+    /// arena is full.
+    pub(crate) fn in_arena(arena: &Arc<Arena>) -> Self {
+        let Some(lease) = arena.lease() else {
+            return Counter::with_shards(arena.shards());
+        };
+        let shards = arena.shards();
         debug_assert!(shards.is_power_of_two());
         Counter {
-            base: first,
-            stride,
+            // Carries the provenance of every row's word, not only row 0's.
+            base: lease.first(),
+            stride: Lease::STRIDE,
             mask: shards - 1,
             per_cpu: shards::covers_every_cpu(shards),
             extra: NonNull::from(&lease.extra),
@@ -163,8 +152,10 @@ impl Counter {
     }
 
     /// Where the counter's words live: `Some((chunk, slot))` for a slot of a
-    /// registry's per-CPU arena, `None` for its own padded shards.
+    /// registry's per-CPU arena, `None` for its own padded shards. A test
+    /// hook (feature `test-hooks`), not part of the API.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn arena_slot(&self) -> Option<(usize, usize)> {
         match &self.storage {
             Storage::Padded(_) => None,
@@ -173,8 +164,10 @@ impl Counter {
     }
 
     /// What each shard holds, then the fallback word (for tests of where
-    /// increments land; reads are Relaxed, like [`get`](Self::get)).
+    /// increments land; reads are Relaxed, like [`get`](Self::get)). A test
+    /// hook (feature `test-hooks`), not part of the API.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn shard_values(&self) -> (Vec<u64>, u64) {
         let shards = (0..=self.mask)
             .map(|i| self.shard(i).load(Relaxed))
@@ -296,19 +289,45 @@ impl fmt::Debug for Counter {
     }
 }
 
-impl CounterStrategy for Counter {
-    const NAME: &'static str = "per-cpu";
-
-    #[inline]
-    fn add(&self, n: u64) {
-        Counter::add(self, n);
+impl Arena {
+    /// A zeroed counter in a slot of this arena, or a standalone counter
+    /// once it is full: [`Counter::in_arena`], under the name the registry
+    /// calls. (Here rather than in `arena.rs`, which does not know
+    /// `Counter`.)
+    pub(crate) fn counter(self: &Arc<Self>) -> Counter {
+        Counter::in_arena(self)
     }
+}
 
-    fn get(&self) -> u64 {
-        Counter::get(self)
-    }
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Arena;
 
-    fn take(&self) -> u64 {
-        Counter::take(self)
+    /// An arena counter reaches every row through its base pointer. Under
+    /// Miri's Stacked Borrows (scripts/miri) this failed while the base was
+    /// taken from a reference to row 0's word: reading row 1 through it was
+    /// outside that reference's provenance. The registry's tests cannot show
+    /// it there, since crossbeam-epoch 0.9 itself fails Stacked Borrows.
+    #[test]
+    fn arena_counter_reaches_every_row() {
+        let arena = Arena::new(4);
+        let c = arena.counter();
+        assert!(c.arena_slot().is_some());
+        std::thread::scope(|s| {
+            for t in 1..=4u64 {
+                let c = &c;
+                s.spawn(move || c.add(t));
+            }
+        });
+        c.add(100);
+        assert_eq!(c.get(), 110);
+        assert_eq!(c.take(), 110);
+        assert_eq!(c.get(), 0);
+        let slot = c.arena_slot();
+        drop(c);
+        // The slot comes back zeroed on every row.
+        let d = arena.counter();
+        assert_eq!(d.arena_slot(), slot);
+        assert_eq!(d.get(), 0);
     }
 }

@@ -1,6 +1,8 @@
 //! Restartable-sequence increments: an unlocked add to the current CPU's
 //! slot that the kernel restarts if the thread is preempted, migrated or
-//! signalled inside it.
+//! signalled inside it. [`Counter`](crate::Counter) increments with it by
+//! default; [`RseqCounter`](crate::strategy::RseqCounter) is the contention
+//! study's pure form of it.
 //!
 //! # The sequence (x86_64 Linux, glibc's registration)
 //!
@@ -40,102 +42,7 @@
 //! `tests/rseq_stress.rs` checks it instead (invariants RS1–RS3 in
 //! `papers/invariants.md`).
 
-use super::{shards, CounterStrategy};
-use crate::primitive::{AtomicU64, Ordering::Relaxed};
-use crossbeam_utils::CachePadded;
-use std::fmt;
-
-/// A counter that always increments with restartable sequences: one padded
-/// slot per CPU the process may run on (no masking, so two CPUs never share
-/// a slot), plus a separate locked fallback word for threads that cannot
-/// (see the [module docs](self)); `take` works by baseline. Where the
-/// process has no rseq at all, every increment goes to the fallback word.
-/// [`Counter`](crate::Counter) uses the same sequence by default; this type
-/// is the study's pure form of it.
-///
-/// ```
-/// use metricz::counter::rseq::RseqCounter;
-/// use metricz::CounterStrategy;
-/// let c = RseqCounter::new();
-/// std::thread::scope(|s| {
-///     for _ in 0..4 {
-///         s.spawn(|| (0..1000).for_each(|_| c.inc()));
-///     }
-/// });
-/// assert_eq!(c.take(), 4000);
-/// assert_eq!(c.get(), 0);
-/// ```
-pub struct RseqCounter {
-    slots: Box<[shards::Shard]>,
-    fallback: CachePadded<AtomicU64>,
-    baseline: AtomicU64,
-}
-
-impl RseqCounter {
-    /// A counter at zero with one slot per CPU id the process may run on.
-    pub fn new() -> Self {
-        RseqCounter {
-            slots: shards::new(shards::normalize(crate::primitive::possible_cpus())),
-            fallback: CachePadded::new(AtomicU64::new(0)),
-            baseline: AtomicU64::new(0),
-        }
-    }
-
-    fn total(&self) -> u64 {
-        // Relaxed: a tally; the sum is not a snapshot.
-        self.slots
-            .iter()
-            .fold(self.fallback.load(Relaxed), |acc, s| {
-                acc.wrapping_add(s.load(Relaxed))
-            })
-    }
-}
-
-impl Default for RseqCounter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for RseqCounter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RseqCounter")
-            .field("value", &self.get())
-            .field("slots", &self.slots.len())
-            .finish()
-    }
-}
-
-impl CounterStrategy for RseqCounter {
-    const NAME: &'static str = "rseq";
-
-    #[inline]
-    fn add(&self, n: u64) {
-        // SAFETY: the slots are padded `AtomicU64`s, `size_of::<Shard>()`
-        // apart, owned by `self`, and written only here (fallbacks go to the
-        // separate word).
-        let added = unsafe {
-            add(
-                &*self.slots[0],
-                std::mem::size_of::<shards::Shard>(),
-                self.slots.len(),
-                n,
-            )
-        };
-        if added != Added::Yes {
-            // Relaxed: a tally.
-            self.fallback.fetch_add(n, Relaxed);
-        }
-    }
-
-    fn get(&self) -> u64 {
-        shards::get_by_baseline(&self.baseline, || self.total())
-    }
-
-    fn take(&self) -> u64 {
-        shards::take_by_baseline(&self.baseline, || self.total())
-    }
-}
+use crate::primitive::AtomicU64;
 
 /// Whether this process increments with rseq: glibc registered an rseq
 /// area for its threads (decided once per process). Even then, a thread
@@ -148,10 +55,12 @@ pub fn available() -> bool {
 
 /// How many times the kernel aborted (and the sequence restarted) an
 /// increment in this process: preemptions, migrations and signals that
-/// landed inside a sequence.
+/// landed inside a sequence. A test hook (feature `test-hooks`), not part
+/// of the API.
 #[doc(hidden)]
+#[cfg(any(test, feature = "test-hooks"))]
 pub fn aborts() -> u64 {
-    imp::ABORTS.load(Relaxed)
+    imp::ABORTS.load(crate::primitive::Ordering::Relaxed)
 }
 
 /// What [`add`] did.
@@ -193,11 +102,13 @@ pub(crate) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n
 /// The same sequence without arming: a plain load-add-store on the slot of
 /// the CPU read at its start. For the stress test's negative control only:
 /// it loses increments when the thread is preempted or migrated inside it.
+/// A test hook (feature `test-hooks`, in `--cfg metricz_stress` builds), not
+/// part of the API.
 ///
 /// # Safety
 ///
 /// As [`add`].
-#[cfg(metricz_stress)]
+#[cfg(all(metricz_stress, feature = "test-hooks"))]
 #[doc(hidden)]
 pub unsafe fn unarmed_add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> bool {
     // SAFETY: forwarded contract.
@@ -330,7 +241,7 @@ mod imp {
     }
 
     /// See [`super::unarmed_add`].
-    #[cfg(metricz_stress)]
+    #[cfg(all(metricz_stress, feature = "test-hooks"))]
     pub(super) unsafe fn unarmed_add(
         first: *const AtomicU64,
         stride: usize,
@@ -382,10 +293,12 @@ mod imp {
     target_arch = "x86_64"
 )))]
 mod imp {
+    #[cfg(any(test, feature = "test-hooks"))]
     use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
     use crate::primitive::AtomicU64;
 
     /// Never counted here.
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(super) static ABORTS: StdAtomicU64 = StdAtomicU64::new(0);
 
     #[inline]
@@ -398,7 +311,7 @@ mod imp {
         false
     }
 
-    #[cfg(metricz_stress)]
+    #[cfg(all(metricz_stress, feature = "test-hooks"))]
     pub(super) unsafe fn unarmed_add(_: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
         false
     }

@@ -1,4 +1,6 @@
-//! Cache-line-padded shard arrays, shared by the sharded counters and gauges.
+//! Cache-line-padded shard arrays, shared by the sharded counters and gauges,
+//! and the words a `Counter` keeps besides its shards (its fallback word and
+//! take baseline, in a padded counter or an arena lease alike).
 
 use crate::primitive::{
     AtomicU64,
@@ -94,4 +96,17 @@ pub(crate) fn get_by_baseline(baseline: &AtomicU64, total: impl Fn() -> u64) -> 
     // read next is at least what that take claimed.
     let taken = baseline.load(Acquire);
     total().wrapping_sub(taken)
+}
+
+/// A `Counter`'s words besides its shards, kept with its padded shards or in
+/// its arena lease.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// Increments that could not use an rseq slot (a thread without an
+    /// rseq registration, or a CPU beyond the shards) while the process
+    /// increments with rseq: a separate, locked word, never a shard.
+    pub(crate) fallback: AtomicU64,
+    /// The total at the last `take`; reads and takes report the total
+    /// minus it.
+    pub(crate) baseline: AtomicU64,
 }

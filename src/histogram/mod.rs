@@ -312,9 +312,8 @@ impl Histogram {
     }
 
     /// A fingerprint that changes whenever a value is recorded (a few loads
-    /// per shard, no walk of the counts): for idle eviction.
-    #[doc(hidden)]
-    pub fn activity(&self) -> u64 {
+    /// per shard, no walk of the counts): for the registry's idle eviction.
+    pub(crate) fn activity(&self) -> u64 {
         let inner = &*self.inner;
         let zero = inner.layout.index_of(0);
         // A plain wrapping sum: every record adds to it (its value to the
@@ -416,8 +415,10 @@ impl Histogram {
     }
 
     /// Whether the count block holding `value` is allocated in any shard
-    /// (for tests of lazy allocation).
+    /// (for tests of lazy allocation). A test hook (feature `test-hooks`),
+    /// not part of the API.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     pub fn block_allocated_for(&self, value: u64) -> bool {
         let inner = &*self.inner;
         let block = inner.layout.index_of(value.min(inner.layout.highest)) / shard::BLOCK_LEN;

@@ -438,6 +438,7 @@ impl Shard {
     }
 
     /// Whether block `block` is allocated (for tests and models).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub(crate) fn has_block(&self, block: usize) -> bool {
         // Acquire pairs with `install`'s Release.
         !self.blocks[block].load(Acquire).is_null()

@@ -1,4 +1,5 @@
-use super::{shards, CounterStrategy};
+use super::CounterStrategy;
+use crate::counter::shards;
 use std::fmt;
 
 /// Per-CPU padded shards incremented with a locked `fetch_add`: what
@@ -7,7 +8,7 @@ use std::fmt;
 /// locked and the rseq increment on one machine.
 ///
 /// ```
-/// use metricz::{CounterStrategy, LockedPerCpuCounter};
+/// use metricz::strategy::{CounterStrategy, LockedPerCpuCounter};
 /// let c = LockedPerCpuCounter::new();
 /// c.add(3);
 /// assert_eq!(c.take(), 3);

@@ -1,4 +1,5 @@
-use super::{shards, CounterStrategy};
+use super::CounterStrategy;
+use crate::counter::shards;
 use crate::primitive::{thread_local, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -18,7 +19,7 @@ type CellWord = CachePadded<AtomicU64>;
 /// use, installed with one CAS, and live as long as the counter.
 ///
 /// ```
-/// use metricz::{AdaptiveCounter, CounterStrategy};
+/// use metricz::strategy::{AdaptiveCounter, CounterStrategy};
 /// let c = AdaptiveCounter::new();
 /// std::thread::scope(|s| {
 ///     for _ in 0..4 {

@@ -1,4 +1,5 @@
-use super::{shards, CounterStrategy};
+use super::CounterStrategy;
+use crate::counter::shards;
 use crate::primitive::{AtomicPtr, AtomicU64, Ordering::*};
 use crossbeam_utils::CachePadded;
 use std::ptr;
@@ -37,7 +38,7 @@ const BUCKETS: usize = if cfg!(loom) { 4 } else { usize::BITS as usize };
 /// [`get`]: CounterStrategy::get
 ///
 /// ```
-/// use metricz::{CounterStrategy, SingleWriterCounter};
+/// use metricz::strategy::{CounterStrategy, SingleWriterCounter};
 /// let c = SingleWriterCounter::new();
 /// std::thread::scope(|s| {
 ///     for _ in 0..3 {

@@ -1,4 +1,5 @@
-use super::{shards, CounterStrategy};
+use super::CounterStrategy;
+use crate::counter::shards;
 use crate::primitive::Ordering::Relaxed;
 
 /// Padded shards picked by the thread's dense index rather than its CPU.
@@ -8,7 +9,7 @@ use crate::primitive::Ordering::Relaxed;
 /// CPUs are idle, and more threads than shards always collide.
 ///
 /// ```
-/// use metricz::{CounterStrategy, ThreadShardedCounter};
+/// use metricz::strategy::{CounterStrategy, ThreadShardedCounter};
 /// let c = ThreadShardedCounter::with_shards(4);
 /// c.add(2);
 /// assert_eq!(c.get(), 2);

@@ -9,7 +9,7 @@ use crate::primitive::{AtomicU64, Ordering::Relaxed};
 /// falls as writers are added.
 ///
 /// ```
-/// use metricz::{AtomicCounter, CounterStrategy};
+/// use metricz::strategy::{AtomicCounter, CounterStrategy};
 /// let c = AtomicCounter::new();
 /// c.add(3);
 /// c.inc();
