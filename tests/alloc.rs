@@ -440,6 +440,34 @@ fn warm_encode_does_not_allocate() {
         assert_eq!(n, 0, "{format:?}: warm encode allocated {n} times");
         assert!(buf.len() >= warm_len - 16 && buf.contains("requests_total"));
     }
+    // The walk itself, reading every value and bucket count, as any
+    // encoder does.
+    let mut walk = || {
+        let mut total = 0u64;
+        reg.collect(|family| {
+            family.for_each_series(|series| {
+                total += series
+                    .labels()
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>() as u64;
+                match series.into_value() {
+                    metricz::registry::Value::Counter(n) => total += n,
+                    metricz::registry::Value::Gauge(x) => total += x as u64,
+                    metricz::registry::Value::Distribution(mut d) => {
+                        total += d.buckets().cumulative().map(|(_, n)| n).sum::<u64>();
+                    }
+                }
+                Ok::<(), ()>(())
+            })
+        })
+        .unwrap();
+        total
+    };
+    walk();
+    let (n, total) = allocations_in(&mut walk);
+    assert_eq!(n, 0, "a warm walk allocated {n} times");
+    assert!(total > 0);
     // A new series and a removed one: the next encode re-collects the
     // family (in label order), the kept order is not reused.
     requests.with(&["a", "first"]).unwrap().inc();

@@ -34,9 +34,9 @@ fn snapshot_holds_every_kind() {
     latency.record(Duration::from_millis(3));
     latency.record(Duration::from_millis(9));
 
-    let text = reg.to_json();
+    let text = metricz::export::json::to_string(&reg);
     let snap: Snapshot = serde_json::from_str(&text).unwrap();
-    assert_eq!(snap, reg.json_snapshot(), "reads back to the same data");
+    assert_eq!(snap, metricz::export::json::snapshot(&reg), "reads back to the same data");
 
     let counters: Vec<(String, BTreeMap<String, String>, u64)> = snap
         .counters
@@ -51,6 +51,12 @@ fn snapshot_holds_every_kind() {
             (
                 "jobs_total".into(),
                 labels(&[("metricz_overflow", "true")]),
+                1
+            ),
+            // The registry's overflow report, as in every format.
+            (
+                "metricz_cardinality_overflow_total".into(),
+                labels(&[("family", "jobs_total")]),
                 1
             ),
         ]

@@ -137,6 +137,15 @@ impl ExportOptions {
     }
 }
 
+/// The borrowed parts every kind of family has.
+pub(super) struct Common<'a> {
+    pub(super) name: &'a str,
+    pub(super) help: &'a str,
+    pub(super) unit: Option<&'a str>,
+    pub(super) label_names: &'a [String],
+    pub(super) overflowed: u64,
+}
+
 struct Sorted<M> {
     version: Option<(u64, usize)>,
     series: Vec<(Arc<[Box<str>]>, M)>,
@@ -379,6 +388,22 @@ impl<M: Metric> Family<M> {
     where
         M: Clone,
     {
+        let _ = self.try_visit_sorted(|labels, m| {
+            f(labels, m);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// [`visit_sorted_shared`](Self::visit_sorted_shared), stopping at the
+    /// first error `f` returns.
+    #[inline]
+    pub(super) fn try_visit_sorted<E>(
+        &self,
+        mut f: impl FnMut(Option<&Arc<[Box<str>]>>, &M) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        M: Clone,
+    {
         let inner = &*self.inner;
         let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
         {
@@ -397,11 +422,22 @@ impl<M: Metric> Family<M> {
             }
         }
         for (labels, metric) in &sorted.series {
-            f(Some(labels), metric);
+            f(Some(labels), metric)?;
         }
         drop(sorted);
         if self.overflowed() > 0 {
-            f(None, &inner.overflow);
+            f(None, &inner.overflow)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn common(&self) -> Common<'_> {
+        Common {
+            name: &self.inner.name,
+            help: &self.inner.help,
+            unit: self.inner.unit.as_deref(),
+            label_names: &self.inner.label_names,
+            overflowed: self.overflowed(),
         }
     }
 

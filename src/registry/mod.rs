@@ -75,14 +75,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod collect;
 mod error;
 mod family;
 mod hash;
 mod map;
 mod recorder;
 
+pub use collect::{
+    BucketCounts, Distribution, FamilyView, LabelSet, SeriesId, SeriesView, Value, OVERFLOW_FAMILY,
+};
 pub use error::{MetricKind, RegistryError};
-pub(crate) use family::ExportOptions;
 pub use family::{
     CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec,
     DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
@@ -111,9 +114,9 @@ pub struct Registry {
 
 struct Inner {
     families: Mutex<BTreeMap<String, AnyFamily>>,
-    /// Reused by encodes: the family list and bucket buffers, so an encode
-    /// of an unchanged registry into a warm buffer allocates nothing.
-    encode_scratch: Mutex<(Vec<AnyFamily>, crate::export::text::Scratch)>,
+    /// Reused by collection walks: the family list and bucket buffers, so
+    /// a walk of an unchanged registry allocates nothing.
+    collect_scratch: Mutex<collect::Scratch>,
     /// Reused by eviction passes: the family list, copied under the
     /// registration lock and walked after it is released.
     evict_scratch: Mutex<Vec<AnyFamily>>,
@@ -145,11 +148,32 @@ impl AnyFamily {
     }
 
     fn label_names(&self) -> &[String] {
+        self.common().label_names
+    }
+
+    fn name(&self) -> &str {
+        self.common().name
+    }
+
+    fn help(&self) -> &str {
+        self.common().help
+    }
+
+    fn unit(&self) -> Option<&str> {
+        self.common().unit
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.common().overflowed
+    }
+
+    /// What every kind of family has.
+    fn common(&self) -> family::Common<'_> {
         match self {
-            AnyFamily::Counter(f) => f.label_names(),
-            AnyFamily::Gauge(f) => f.label_names(),
-            AnyFamily::Histogram(f) => f.label_names(),
-            AnyFamily::Timer(f) => f.label_names(),
+            AnyFamily::Counter(f) => f.common(),
+            AnyFamily::Gauge(f) => f.common(),
+            AnyFamily::Histogram(f) => f.common(),
+            AnyFamily::Timer(f) => f.common(),
         }
     }
 }
@@ -508,6 +532,13 @@ impl Registry {
         evicted
     }
 
+    /// Every family, sorted by name (for exporters not yet on the walk).
+    pub(crate) fn families(&self) -> Vec<AnyFamily> {
+        let mut families = Vec::new();
+        self.copy_families_into(&mut families);
+        families
+    }
+
     /// Replaces `into`'s contents with every family, sorted by name (handle
     /// clones into a reused list: no allocation once its capacity fits).
     /// Takes the registration lock only for the copy.
@@ -521,57 +552,6 @@ impl Registry {
                 .values()
                 .cloned(),
         );
-    }
-
-    /// Every family, sorted by name. Takes the registration lock only to
-    /// clone the family handles.
-    pub(crate) fn families(&self) -> Vec<AnyFamily> {
-        self.inner
-            .families
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Appends the Prometheus text exposition (format 0.0.4) of every
-    /// family to `buf`. Counters and gauges as such; histograms and timers
-    /// as summaries (quantiles 0.5, 0.9, 0.99, `_sum`, `_count`; timers in
-    /// seconds). Never blocks recording.
-    /// Runs an idle-eviction pass first if eviction is on.
-    pub fn encode_prometheus(&self, buf: &mut String) -> fmt::Result {
-        self.encode(crate::export::Format::Prometheus, buf)
-    }
-
-    /// Appends the OpenMetrics 1.0 text exposition of every family to
-    /// `buf`, ending in `# EOF`. Runs an idle-eviction pass first if
-    /// eviction is on.
-    pub fn encode_openmetrics(&self, buf: &mut String) -> fmt::Result {
-        self.encode(crate::export::Format::OpenMetrics, buf)
-    }
-
-    /// Appends the exposition of every family in `format` to `buf` (see
-    /// [`encode_prometheus`](Self::encode_prometheus) and
-    /// [`encode_openmetrics`](Self::encode_openmetrics)).
-    pub fn encode(&self, format: crate::export::Format, buf: &mut String) -> fmt::Result {
-        self.evict_idle();
-        // One encode at a time reuses the scratch; a concurrent one gets
-        // fresh buffers rather than waiting.
-        let mut fresh = Default::default();
-        let mut guard = match self.inner.encode_scratch.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let (families, scratch) = match guard.as_deref_mut() {
-            Some(reused) => reused,
-            None => &mut fresh,
-        };
-        self.copy_families_into(families);
-        let result = crate::export::text::encode(format, families, scratch, buf);
-        families.clear();
-        result
     }
 }
 
@@ -609,7 +589,7 @@ impl RegistryBuilder {
         Registry {
             inner: Arc::new(Inner {
                 families: Mutex::new(BTreeMap::new()),
-                encode_scratch: Mutex::new(Default::default()),
+                collect_scratch: Mutex::new(Default::default()),
                 evict_scratch: Mutex::new(Vec::new()),
                 arena: Arena::new(shards),
                 seed: hash::random_seed(),
@@ -629,7 +609,15 @@ impl Default for Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("families", &self.families().len())
+            .field(
+                "families",
+                &self
+                    .inner
+                    .families
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len(),
+            )
             .field("cardinality_limit", &self.inner.limit)
             .finish()
     }
