@@ -6,7 +6,10 @@ use metricz::Registry;
 use std::time::Duration;
 
 /// `(family, kind, [(label, value)], value as text)` for every series.
-fn walk(reg: &Registry) -> Vec<(String, MetricKind, Vec<(String, String)>, String)> {
+/// One series as the test reads it.
+type Row = (String, MetricKind, Vec<(String, String)>, String);
+
+fn walk(reg: &Registry) -> Vec<Row> {
     let mut out = Vec::new();
     reg.collect(|family| {
         let (name, kind) = (family.name().to_string(), family.kind());
@@ -98,7 +101,10 @@ fn families_by_name_series_by_labels_then_the_overflow_report() {
 fn family_metadata_and_export_settings() {
     let reg = Registry::new();
     let h = reg
-        .histogram_vec_with_unit("rpc_seconds", "RPC.", "seconds", &["method", "code"])
+        .describe("rpc_seconds", "RPC.")
+        .unit("seconds")
+        .labels(&["method", "code"])
+        .histogram_vec()
         .unwrap();
     h.set_buckets(&[0.1, 1.0]).unwrap();
     h.set_summary(true);

@@ -24,7 +24,10 @@ fn snapshot_holds_every_kind() {
     temp.with(&["a"]).unwrap().set(-1.5);
     temp.with(&["b"]).unwrap().set(f64::NAN);
     let sizes = reg
-        .histogram_vec_with_unit("size_bytes", "Sizes.", "bytes", &["op"])
+        .describe("size_bytes", "Sizes.")
+        .unit("bytes")
+        .labels(&["op"])
+        .histogram_vec()
         .unwrap();
     sizes.set_buckets(&[10.0, 100.0]).unwrap();
     for v in [5, 10, 50, 500] {
@@ -36,7 +39,11 @@ fn snapshot_holds_every_kind() {
 
     let text = metricz::export::json::to_string(&reg);
     let snap: Snapshot = serde_json::from_str(&text).unwrap();
-    assert_eq!(snap, metricz::export::json::snapshot(&reg), "reads back to the same data");
+    assert_eq!(
+        snap,
+        metricz::export::json::snapshot(&reg),
+        "reads back to the same data"
+    );
 
     let counters: Vec<(String, BTreeMap<String, String>, u64)> = snap
         .counters

@@ -16,7 +16,7 @@
 //! warm (the registry keeps the family list and the bucket buffers between
 //! walks, and each family its sorted series list) a walk of an unchanged
 //! registry allocates nothing, unless a closure does (a histogram
-//! [`Snapshot`](crate::Snapshot) allocates; bucket counts do not).
+//! [`Snapshot`] allocates; bucket counts do not).
 //!
 //! Values are what the metrics hold, derived but not formatted: a counter's
 //! count, a gauge's value, and for histograms and timers a

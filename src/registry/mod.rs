@@ -18,7 +18,7 @@
 //! allocation. A new series is inserted by CAS; growth publishes a new table
 //! and retires the old one to the epoch collector; [`Family::remove`] and
 //! [`Family::clear`] unlink series and defer their destruction, so a
-//! [`Series`] in use stays valid. [`Family::get`] looks up without ever
+//! [`Series`] in use stays valid. [`Family::find`] looks up without ever
 //! creating. The map's design and its loom-checked invariants (M1–M7) are
 //! in `src/registry/map.rs` and `papers/invariants.md`.
 //!
@@ -51,11 +51,29 @@
 //! series just then may be routed to the overflow series although one
 //! place would have remained.
 //!
+//! # Handles and `take`
+//!
+//! [`Family::with`] returns a [`Series`] that holds an epoch guard (not
+//! `Send`: use it and drop it); [`Family::handle`] returns an owned clone
+//! of the metric to keep or hold across an `.await`, and
+//! [`Family::with_fn`] runs a closure on the series. A registry's counters
+//! are plain [`Counter`]s, so [`Counter::take`] is reachable on them. Do
+//! not call it on a counter a registry exports: the exported value goes
+//! backwards, which Prometheus reads as a counter reset (as after a
+//! restart), losing from `rate()` whatever was counted since the last
+//! scrape. It stays reachable because one `Counter` type serves standalone
+//! and registered use (what [`Registry::register`] adopts, what handles
+//! share); a second counter type without `take` would split every API that
+//! takes a counter. Exporters that need deltas keep baselines instead
+//! (StatsD's `Deltas`).
+//!
 //! # Collection
 //!
-//! [`Registry::encode_prometheus`] walks the families by name and each
-//! family's series by label values, reading metrics as recording goes on;
-//! it never blocks recording.
+//! [`Registry::collect`] walks the families by name and each family's
+//! series by label values, reading metrics as recording goes on; it never
+//! blocks recording and allocates nothing once warm. Every encoder in
+//! `metricz::export` is a function over this walk
+//! ([`Registry::encode_prometheus`] is the text encoder's).
 //!
 //! ```
 //! use metricz::Registry;
@@ -76,20 +94,24 @@
 //! ```
 
 pub mod collect;
+mod describe;
 mod error;
 mod family;
 mod hash;
+mod labels;
 mod map;
 mod recorder;
 
 pub use collect::{
     BucketCounts, Distribution, FamilyView, LabelSet, SeriesId, SeriesView, Value, OVERFLOW_FAMILY,
 };
+pub use describe::Describe;
 pub use error::{MetricKind, RegistryError};
 pub use family::{
     CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec,
     DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
 };
+pub use labels::{display, Display, LabelValue, LabelValues, Text};
 pub use recorder::OperationRecorder;
 
 use crate::counter::arena::Arena;
@@ -209,6 +231,9 @@ fn exposition_names(name: &str, kind: MetricKind) -> Vec<String> {
     }
 }
 
+/// How a family makes its series.
+type Make<M> = Box<dyn Fn() -> M + Send + Sync>;
+
 /// Converts between a typed family and [`AnyFamily`].
 trait Stored: Metric + Sized {
     fn wrap(family: Family<Self>) -> AnyFamily;
@@ -306,7 +331,8 @@ impl Registry {
         if M::KIND == MetricKind::Counter && name == "_total" {
             return Err(RegistryError::InvalidMetricName(name.to_string()));
         }
-        self.family_unchecked_prefix(name, help, unit, labels)
+        self.family_unchecked_prefix(name, help, unit, labels, None)
+            .map(|(family, _)| family)
     }
 
     /// A self-metric family of metricz itself (pushers' failures and drops,
@@ -318,18 +344,22 @@ impl Registry {
         labels: &[&str],
     ) -> Result<CounterVec, RegistryError> {
         debug_assert!(name.starts_with("metricz_"));
-        self.family_unchecked_prefix(name, help, None, labels)
+        self.family_unchecked_prefix(name, help, None, labels, None)
+            .map(|(family, _)| family)
     }
 
     /// [`family`](Self::family) without the reserved-prefix rule (the name
-    /// is still checked against the Prometheus rules).
+    /// is still checked against the Prometheus rules), making series with
+    /// `make` (default: the kind's own), and saying whether the family was
+    /// created (rather than found).
     fn family_unchecked_prefix<M: Stored>(
         &self,
         name: &str,
         help: &str,
         unit: Option<&str>,
         labels: &[&str],
-    ) -> Result<Family<M>, RegistryError> {
+        make: Option<Make<M>>,
+    ) -> Result<(Family<M>, bool), RegistryError> {
         if let Err(e) = error::check_metric_name(name) {
             if !matches!(e, RegistryError::ReservedMetricName(_)) {
                 return Err(e);
@@ -359,7 +389,7 @@ impl Registry {
                     requested: labels.iter().map(|l| l.to_string()).collect(),
                 });
             }
-            return Ok(family.clone());
+            return Ok((family.clone(), false));
         }
         let wanted = exposition_names(name, M::KIND);
         for (existing_name, existing) in families.iter() {
@@ -378,10 +408,10 @@ impl Registry {
             labels.iter().map(|l| l.to_string()).collect(),
             self.inner.limit,
             self.inner.seed.clone(),
-            M::make(&self.inner),
+            make.unwrap_or_else(|| M::make(&self.inner)),
         );
         families.insert(name.to_string(), M::wrap(family.clone()));
-        Ok(family)
+        Ok((family, true))
     }
 
     fn single<M: Stored + Clone>(
@@ -391,7 +421,7 @@ impl Registry {
         unit: Option<&str>,
     ) -> Result<M, RegistryError> {
         let family = self.family::<M>(name, help, unit, &[])?;
-        let series = family.with(&[])?;
+        let series = family.with(&())?;
         Ok((*series).clone())
     }
 
@@ -454,39 +484,6 @@ impl Registry {
         labels: &[&str],
     ) -> Result<TimerVec, RegistryError> {
         self.family(name, help, Some("seconds"), labels)
-    }
-
-    /// A counter family with a unit (exported in `# UNIT` by OpenMetrics).
-    pub fn counter_vec_with_unit(
-        &self,
-        name: &str,
-        help: &str,
-        unit: &str,
-        labels: &[&str],
-    ) -> Result<CounterVec, RegistryError> {
-        self.family(name, help, Some(unit), labels)
-    }
-
-    /// A gauge family with a unit.
-    pub fn gauge_vec_with_unit(
-        &self,
-        name: &str,
-        help: &str,
-        unit: &str,
-        labels: &[&str],
-    ) -> Result<GaugeVec, RegistryError> {
-        self.family(name, help, Some(unit), labels)
-    }
-
-    /// A histogram family with a unit.
-    pub fn histogram_vec_with_unit(
-        &self,
-        name: &str,
-        help: &str,
-        unit: &str,
-        labels: &[&str],
-    ) -> Result<HistogramVec, RegistryError> {
-        self.family(name, help, Some(unit), labels)
     }
 
     /// Turns on idle-series eviction: each collection
