@@ -24,6 +24,18 @@ pub trait LabelValue {
     /// an inline buffer otherwise (a heap string only for [`display`]
     /// values longer than the buffer).
     fn text(&self) -> Text<'_>;
+
+    /// Whether the value is text already ([`borrowed`](Self::borrowed)
+    /// returns it): lookups then take the values as they are.
+    #[doc(hidden)]
+    const BORROWED: bool = false;
+
+    /// The value's own text when [`BORROWED`](Self::BORROWED).
+    #[doc(hidden)]
+    #[inline]
+    fn borrowed(&self) -> &str {
+        ""
+    }
 }
 
 /// A label value's text; see [`LabelValue::text`].
@@ -95,6 +107,11 @@ impl LabelValue for str {
     fn text(&self) -> Text<'_> {
         Text::borrowed(self)
     }
+    const BORROWED: bool = true;
+    #[inline]
+    fn borrowed(&self) -> &str {
+        self
+    }
 }
 
 impl LabelValue for String {
@@ -102,12 +119,22 @@ impl LabelValue for String {
     fn text(&self) -> Text<'_> {
         Text::borrowed(self)
     }
+    const BORROWED: bool = true;
+    #[inline]
+    fn borrowed(&self) -> &str {
+        self
+    }
 }
 
 impl<T: LabelValue + ?Sized> LabelValue for &T {
     #[inline]
     fn text(&self) -> Text<'_> {
         (**self).text()
+    }
+    const BORROWED: bool = T::BORROWED;
+    #[inline]
+    fn borrowed(&self) -> &str {
+        (**self).borrowed()
     }
 }
 
@@ -188,6 +215,10 @@ impl<T: LabelValue, const N: usize> LabelValues for [T; N] {
 
     #[inline]
     fn with_text<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
+        if T::BORROWED {
+            // Text already (decided at compile time): no formatting.
+            return f(&self.each_ref().map(LabelValue::borrowed));
+        }
         let texts: [Text<'_>; N] = self.each_ref().map(LabelValue::text);
         let strs: [&str; N] = texts.each_ref().map(Text::as_str);
         f(&strs)
@@ -198,13 +229,23 @@ impl<T: LabelValue, const N: usize> LabelValues for [T; N] {
 /// slices of non-text values take a heap list.
 const STACK_VALUES: usize = 8;
 
+/// Text values of a slice are passed on from a stack array of this many;
+/// longer slices take a heap list.
+const STACK_TEXTS: usize = 32;
+
 impl<T: LabelValue> LabelValues for [T] {
     #[inline]
     fn count(&self) -> usize {
         self.len()
     }
 
+    #[inline]
     fn with_text<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
+        if T::BORROWED && self.len() <= STACK_TEXTS {
+            let strs: [&str; STACK_TEXTS] =
+                std::array::from_fn(|i| self.get(i).map_or("", LabelValue::borrowed));
+            return f(&strs[..self.len()]);
+        }
         if self.len() <= STACK_VALUES {
             let texts: [Option<Text<'_>>; STACK_VALUES] =
                 std::array::from_fn(|i| self.get(i).map(LabelValue::text));
