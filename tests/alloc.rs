@@ -346,6 +346,43 @@ fn registry_lookup_of_an_existing_series_does_not_allocate() {
     let (allocations, ()) = allocations_in(|| family.with(&["POST", "200"]).unwrap().inc());
     assert_eq!(allocations, 0);
     assert_eq!(family.with(&["POST", "200"]).unwrap().get(), 2);
+
+    // Non-string label values are formatted on the stack: a tuple with an
+    // integer, a slice, an array of integers, a `display`ed value, and the
+    // owned handle and `with_fn` forms.
+    let codes = reg
+        .counter_vec("codes_total", "Codes.", &["code", "ok"])
+        .unwrap();
+    codes.with(&(200u16, true)).unwrap().inc();
+    let method = String::from("GET");
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            codes.with(black_box(&(200u16, true))).unwrap().inc();
+            codes.with(black_box(&["200", "true"][..])).unwrap().inc();
+            codes
+                .find(black_box(&["200", "true"]))
+                .unwrap()
+                .unwrap()
+                .inc();
+            codes.with_fn(&(200, true), |c| c.inc()).unwrap();
+            family
+                .with(&(metricz::registry::display(&method), 200))
+                .unwrap()
+                .inc();
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "non-string label values: {allocations} allocations"
+    );
+    assert_eq!(
+        codes.find(&["200", "true"]).unwrap().unwrap().get(),
+        1 + 4 * ROUNDS
+    );
+    assert_eq!(
+        family.find(&["GET", "200"]).unwrap().unwrap().get(),
+        3 + 2 * ROUNDS
+    );
 }
 
 #[test]
@@ -440,6 +477,34 @@ fn warm_encode_does_not_allocate() {
         assert_eq!(n, 0, "{format:?}: warm encode allocated {n} times");
         assert!(buf.len() >= warm_len - 16 && buf.contains("requests_total"));
     }
+    // The walk itself, reading every value and bucket count, as any
+    // encoder does.
+    let walk = || {
+        let mut total = 0u64;
+        reg.collect(|family| {
+            family.for_each_series(|series| {
+                total += series
+                    .labels()
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>() as u64;
+                match series.into_value() {
+                    metricz::registry::Value::Counter(n) => total += n,
+                    metricz::registry::Value::Gauge(x) => total += x as u64,
+                    metricz::registry::Value::Distribution(mut d) => {
+                        total += d.buckets().cumulative().map(|(_, n)| n).sum::<u64>();
+                    }
+                }
+                Ok::<(), ()>(())
+            })
+        })
+        .unwrap();
+        total
+    };
+    walk();
+    let (n, total) = allocations_in(walk);
+    assert_eq!(n, 0, "a warm walk allocated {n} times");
+    assert!(total > 0);
     // A new series and a removed one: the next encode re-collects the
     // family (in label order), the kept order is not reused.
     requests.with(&["a", "first"]).unwrap().inc();

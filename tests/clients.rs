@@ -126,7 +126,10 @@ fn hostile_registry() -> Registry {
     temp.with(&["broken"]).unwrap().set(f64::NAN);
     temp.with(&["kitchen"]).unwrap().set(-3.25);
     let sizes = reg
-        .histogram_vec_with_unit("response_size_bytes", "Sizes.", "bytes", &["route"])
+        .describe("response_size_bytes", "Sizes.")
+        .unit("bytes")
+        .labels(&["route"])
+        .histogram_vec()
         .unwrap();
     sizes.set_buckets(&[100.0, 1000.0, 10_000.0]).unwrap();
     for v in [50, 500, 5_000, 50_000] {

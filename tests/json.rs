@@ -24,7 +24,10 @@ fn snapshot_holds_every_kind() {
     temp.with(&["a"]).unwrap().set(-1.5);
     temp.with(&["b"]).unwrap().set(f64::NAN);
     let sizes = reg
-        .histogram_vec_with_unit("size_bytes", "Sizes.", "bytes", &["op"])
+        .describe("size_bytes", "Sizes.")
+        .unit("bytes")
+        .labels(&["op"])
+        .histogram_vec()
         .unwrap();
     sizes.set_buckets(&[10.0, 100.0]).unwrap();
     for v in [5, 10, 50, 500] {
@@ -34,9 +37,13 @@ fn snapshot_holds_every_kind() {
     latency.record(Duration::from_millis(3));
     latency.record(Duration::from_millis(9));
 
-    let text = reg.to_json();
+    let text = metricz::export::json::to_string(&reg);
     let snap: Snapshot = serde_json::from_str(&text).unwrap();
-    assert_eq!(snap, reg.json_snapshot(), "reads back to the same data");
+    assert_eq!(
+        snap,
+        metricz::export::json::snapshot(&reg),
+        "reads back to the same data"
+    );
 
     let counters: Vec<(String, BTreeMap<String, String>, u64)> = snap
         .counters
@@ -51,6 +58,12 @@ fn snapshot_holds_every_kind() {
             (
                 "jobs_total".into(),
                 labels(&[("metricz_overflow", "true")]),
+                1
+            ),
+            // The registry's overflow report, as in every format.
+            (
+                "metricz_cardinality_overflow_total".into(),
+                labels(&[("family", "jobs_total")]),
                 1
             ),
         ]

@@ -167,7 +167,7 @@ fn label_name_conflicts_are_reported_with_both_sets() -> TestResult {
     // A plain counter is the label-less family.
     let fam = reg.counter_vec("plain", "", &[])?;
     reg.counter("plain", "")?.add(5);
-    assert_eq!(fam.with(&[])?.get(), 5);
+    assert_eq!(fam.with(&())?.get(), 5);
     Ok(())
 }
 
@@ -211,21 +211,36 @@ fn names_label_names_and_units_are_validated() {
     );
     for bad in ["", "m/s", "sec onds", "µs"] {
         assert_eq!(
-            reg.counter_vec_with_unit("m5", "", bad, &[]).unwrap_err(),
+            reg.describe("m5", "")
+                .unit(bad)
+                .labels(&[])
+                .counter_vec()
+                .unwrap_err(),
             RegistryError::InvalidUnit(bad.into()),
             "{bad:?}"
         );
         assert_eq!(
-            reg.gauge_vec_with_unit("m6", "", bad, &[]).unwrap_err(),
+            reg.describe("m6", "")
+                .unit(bad)
+                .labels(&[])
+                .gauge_vec()
+                .unwrap_err(),
             RegistryError::InvalidUnit(bad.into())
         );
         assert_eq!(
-            reg.histogram_vec_with_unit("m7", "", bad, &[]).unwrap_err(),
+            reg.describe("m7", "")
+                .unit(bad)
+                .labels(&[])
+                .histogram_vec()
+                .unwrap_err(),
             RegistryError::InvalidUnit(bad.into())
         );
     }
     let f = reg
-        .counter_vec_with_unit("bytes_total", "", "bytes", &["dir"])
+        .describe("bytes_total", "")
+        .unit("bytes")
+        .labels(&["dir"])
+        .counter_vec()
         .unwrap();
     assert_eq!(f.unit(), Some("bytes"));
     assert_eq!(

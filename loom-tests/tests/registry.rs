@@ -189,7 +189,7 @@ fn m7_arena_slot_not_reused_while_reachable() {
         let user = {
             let f = f.clone();
             thread::spawn(move || {
-                if let Some(a) = f.get(&["a"]).unwrap() {
+                if let Some(a) = f.find(&["a"]).unwrap() {
                     a.inc();
                 }
             })

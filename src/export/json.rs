@@ -12,7 +12,7 @@
 //! let reg = metricz::Registry::new();
 //! reg.counter_vec("jobs_total", "Jobs.", &["queue"])?.with(&["mail"])?.add(3);
 //! reg.gauge("temperature", "Temp.")?.set(21.5);
-//! let text = reg.to_json();
+//! let text = json::to_string(&reg);
 //! let back: json::Snapshot = serde_json::from_str(&text).unwrap();
 //! assert_eq!(back.counters[0].name, "jobs_total");
 //! assert_eq!(back.counters[0].labels["queue"], "mail");
@@ -21,10 +21,11 @@
 //! # Ok::<(), metricz::RegistryError>(())
 //! ```
 
-use crate::registry::{AnyFamily, ExportOptions, Family, Registry, OVERFLOW_LABEL};
-use crate::Histogram;
+use crate::registry::{FamilyView, MetricKind, Value};
+use crate::Registry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 /// Quantiles reported for every histogram.
 pub const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
@@ -97,121 +98,89 @@ pub struct Bucket {
     pub count: u64,
 }
 
-impl Registry {
-    /// The values of every series (see [`json`](crate::export::json)).
-    pub fn json_snapshot(&self) -> Snapshot {
-        self.evict_idle();
-        let mut out = Snapshot::default();
-        for family in self.families() {
-            match &family {
-                AnyFamily::Counter(f) => f.visit_sorted(|labels, c| {
-                    out.counters.push(CounterValue {
-                        name: f.name().to_string(),
-                        labels: label_map(f, labels),
-                        value: c.get(),
-                    });
-                }),
-                AnyFamily::Gauge(f) => f.visit_sorted(|labels, g| {
-                    let v = g.get();
-                    out.gauges.push(GaugeValue {
-                        name: f.name().to_string(),
-                        labels: label_map(f, labels),
-                        value: v.is_finite().then_some(v),
-                    });
-                }),
-                AnyFamily::Histogram(f) => {
-                    let export = f.export_options();
-                    f.visit_sorted(|labels, h| {
-                        out.histograms.push(histogram(
-                            f.name(),
-                            f.unit(),
-                            label_map(f, labels),
-                            h,
-                            &export,
-                        ));
-                    });
-                }
-                AnyFamily::Timer(f) => {
-                    let export = f.export_options();
-                    f.visit_sorted(|labels, t| {
-                        out.histograms.push(histogram(
-                            f.name(),
-                            Some(f.unit().unwrap_or("seconds")),
-                            label_map(f, labels),
-                            t.histogram(),
-                            &export,
-                        ));
-                    });
-                }
+/// The values of every series of `registry` (see the [module docs](self));
+/// walks [`Registry::collect`], including its overflow report (a counter
+/// family `metricz_cardinality_overflow_total` when any family overflowed).
+pub fn snapshot(registry: &Registry) -> Snapshot {
+    let mut out = Snapshot::default();
+    let result = registry.collect(|family| {
+        add_family(&mut out, family);
+        Ok::<(), Infallible>(())
+    });
+    match result {
+        Ok(()) => out,
+        Err(never) => match never {},
+    }
+}
+
+/// [`snapshot`] as JSON text.
+pub fn to_string(registry: &Registry) -> String {
+    serde_json::to_string(&snapshot(registry)).expect("plain data always serialises")
+}
+
+/// [`snapshot`] as JSON, written to `out`.
+pub fn write(registry: &Registry, out: impl std::io::Write) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &snapshot(registry))
+}
+
+fn add_family(out: &mut Snapshot, family: &mut FamilyView<'_>) {
+    let name = family.name();
+    let unit = match family.kind() {
+        MetricKind::Timer => Some(family.unit().unwrap_or("seconds")),
+        _ => family.unit(),
+    };
+    let result = family.for_each_series(|mut series| {
+        let labels: BTreeMap<String, String> = series
+            .labels()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        match series.value() {
+            Value::Counter(value) => out.counters.push(CounterValue {
+                name: name.to_string(),
+                labels,
+                value,
+            }),
+            Value::Gauge(v) => out.gauges.push(GaugeValue {
+                name: name.to_string(),
+                labels,
+                value: v.is_finite().then_some(v),
+            }),
+            Value::Distribution(mut d) => {
+                let s = d.snapshot();
+                let buckets = d.buckets();
+                let mut list: Vec<Bucket> = buckets
+                    .cumulative()
+                    .map(|(le, count)| Bucket {
+                        le: Some(le),
+                        count,
+                    })
+                    .collect();
+                list.push(Bucket {
+                    le: None,
+                    count: buckets.count(),
+                });
+                let empty = s.count() == 0;
+                out.histograms.push(HistogramValue {
+                    name: name.to_string(),
+                    labels,
+                    unit: unit.map(str::to_string),
+                    count: s.count(),
+                    sum: d.scaled(s.sum()),
+                    min: if empty { 0.0 } else { d.scaled(s.min()) },
+                    max: if empty { 0.0 } else { d.scaled(s.max()) },
+                    quantiles: QUANTILES
+                        .iter()
+                        .map(|&q| (q.to_string(), d.scaled(s.value_at_quantile(q))))
+                        .collect(),
+                    buckets: list,
+                });
             }
         }
-        out
-    }
-
-    /// [`json_snapshot`](Self::json_snapshot) as JSON text.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.json_snapshot()).expect("plain data always serialises")
-    }
-}
-
-fn label_map<M: crate::registry::Metric>(
-    family: &Family<M>,
-    labels: Option<&[Box<str>]>,
-) -> BTreeMap<String, String> {
-    match labels {
-        Some(values) => family
-            .label_names()
-            .iter()
-            .zip(values.iter())
-            .map(|(n, v)| (n.clone(), v.to_string()))
-            .collect(),
-        None => BTreeMap::from([(OVERFLOW_LABEL.to_string(), "true".to_string())]),
-    }
-}
-
-fn histogram(
-    name: &str,
-    unit: Option<&str>,
-    labels: BTreeMap<String, String>,
-    h: &Histogram,
-    export: &ExportOptions,
-) -> HistogramValue {
-    let s = h.snapshot();
-    let scale = |v: u64| super::text::scaled(v, export.scale);
-    let thresholds: Vec<u64> = export
-        .buckets
-        .iter()
-        .map(|&b| super::text::threshold(b, export.scale))
-        .collect();
-    let mut per_bucket = vec![0u64; thresholds.len()];
-    let (count, _) = h.count_into(&thresholds, &mut per_bucket);
-    let mut cumulative = 0u64;
-    let mut buckets: Vec<Bucket> = export
-        .buckets
-        .iter()
-        .zip(&per_bucket)
-        .map(|(&le, &n)| {
-            cumulative += n;
-            Bucket {
-                le: Some(le),
-                count: cumulative,
-            }
-        })
-        .collect();
-    buckets.push(Bucket { le: None, count });
-    let empty = s.count() == 0;
-    HistogramValue {
-        name: name.to_string(),
-        labels,
-        unit: unit.map(str::to_string),
-        count: s.count(),
-        sum: scale(s.sum()),
-        min: if empty { 0.0 } else { scale(s.min()) },
-        max: if empty { 0.0 } else { scale(s.max()) },
-        quantiles: QUANTILES
-            .iter()
-            .map(|&q| (q.to_string(), scale(s.value_at_quantile(q))))
-            .collect(),
-        buckets,
+        Ok::<(), Infallible>(())
+    });
+    match result {
+        Ok(()) => {}
+        Err(never) => match never {},
     }
 }

@@ -6,7 +6,7 @@
 //!   [`Registry::encode_openmetrics`](crate::Registry::encode_openmetrics),
 //!   [`Registry::encode`](crate::Registry::encode) with a [`Format`]
 //!   (chosen from an HTTP `Accept` header by [`Format::negotiate`]).
-//! - A JSON snapshot ([`json`], `Registry::to_json`).
+//! - A JSON snapshot ([`json::snapshot`], [`json::to_string`]).
 //! - InfluxDB line protocol ([`influx`]), StatsD and DogStatsD
 //!   ([`statsd`]), and the resilient background pushers for both
 //!   ([`push`]).
@@ -20,7 +20,7 @@ pub mod influx;
 pub mod json;
 pub mod push;
 pub mod statsd;
-pub(crate) mod text;
+pub mod text;
 
 #[cfg(feature = "http")]
 pub mod http;

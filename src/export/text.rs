@@ -25,365 +25,247 @@
 //! name (Prometheus's linter rejects empty help).
 
 use super::Format;
-use crate::registry::{AnyFamily, ExportOptions, Family, Metric, OVERFLOW_LABEL};
-use crate::{Histogram, Timer};
-use std::fmt;
+use crate::registry::{counter_base, FamilyView, LabelSet, MetricKind, Value};
+use crate::Registry;
+use std::fmt::{self, Write};
 
 /// Quantiles exported for histograms and timers exported as summaries.
 const QUANTILES: [(f64, &str); 3] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")];
 
-/// Reusable buffers of one encode: bucket thresholds and counts.
-#[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    thresholds: Vec<u64>,
-    counts: Vec<u64>,
-}
-
-/// Appends the exposition of `families` (sorted by name) to `buf`.
-pub(crate) fn encode(
-    format: Format,
-    families: &[AnyFamily],
-    scratch: &mut Scratch,
-    buf: &mut String,
-) -> fmt::Result {
+/// Writes the exposition of every family of `registry` in `format` to `out`
+/// (see the [module docs](self)); walks [`Registry::collect`].
+///
+/// ```
+/// use metricz::export::{text, Format};
+///
+/// let reg = metricz::Registry::new();
+/// reg.counter("jobs_total", "Jobs.")?.add(2);
+/// let mut out = String::new();
+/// text::encode(&reg, Format::OpenMetrics, &mut out).unwrap();
+/// assert_eq!(out, "# HELP jobs Jobs.\n# TYPE jobs counter\njobs_total 2\n# EOF\n");
+/// # Ok::<(), metricz::RegistryError>(())
+/// ```
+pub fn encode(registry: &Registry, format: Format, out: &mut impl Write) -> fmt::Result {
     let om = format == Format::OpenMetrics;
-    let mut any_overflow = false;
-    for family in families {
-        match family {
-            AnyFamily::Counter(f) => {
-                let base = if om {
-                    crate::registry::counter_base(f.name())
-                } else {
-                    f.name()
-                };
-                header(buf, om, base, f.help(), "counter", f.unit());
-                let sample_name = if om { "_total" } else { "" };
-                f.visit_sorted(|labels, c| {
-                    sample_start(buf, base, sample_name, f.label_names(), labels, None);
-                    int(buf, c.get());
-                    buf.push('\n');
-                });
-                any_overflow |= f.overflowed() > 0;
-            }
-            AnyFamily::Gauge(f) => {
-                header(buf, om, f.name(), f.help(), "gauge", f.unit());
-                f.visit_sorted(|labels, g| {
-                    sample_start(buf, f.name(), "", f.label_names(), labels, None);
-                    float(buf, g.get());
-                    buf.push('\n');
-                });
-                any_overflow |= f.overflowed() > 0;
-            }
-            AnyFamily::Histogram(f) => {
-                any_overflow |= distributions(buf, om, f, scratch, |h| h);
-            }
-            AnyFamily::Timer(f) => {
-                any_overflow |= distributions(buf, om, f, scratch, Timer::histogram);
-            }
-        }
-    }
-    if any_overflow {
-        overflow_family(buf, om, families);
-    }
+    registry.collect(|family| encode_family(out, om, family))?;
     if om {
-        buf.push_str("# EOF\n");
+        out.write_str("# EOF\n")?;
     }
     Ok(())
 }
 
-/// A histogram or timer family: header, then every series' buckets (or
-/// summary). Returns whether the family overflowed.
-fn distributions<M: Metric + Clone>(
-    buf: &mut String,
-    om: bool,
-    f: &Family<M>,
-    scratch: &mut Scratch,
-    histogram: impl Fn(&M) -> &Histogram,
-) -> bool {
-    let export = f.export_options();
-    let kind = if export.summary {
-        "summary"
-    } else {
-        "histogram"
-    };
-    header(buf, om, f.name(), f.help(), kind, f.unit());
-    scratch.prepare(&export);
-    f.visit_sorted(|labels, m| {
-        distribution(
-            buf,
-            f.name(),
-            f.label_names(),
-            labels,
-            histogram(m),
-            &export,
-            scratch,
-        );
-    });
-    f.overflowed() > 0
+/// These three are the names DESIGN's API contract gives the registry; the
+/// registry knows nothing of formats, so they are defined here, over
+/// [`encode`].
+impl Registry {
+    /// Appends the Prometheus text exposition (format 0.0.4) of every
+    /// family to `buf`: counters and gauges as such, histograms and timers
+    /// as histograms (or summaries, see
+    /// [`Family::set_summary`](crate::Family::set_summary); timers in
+    /// seconds). Never blocks recording; allocates nothing once `buf` and
+    /// the registry are warm. Runs an idle-eviction pass first if eviction
+    /// is on.
+    pub fn encode_prometheus(&self, buf: &mut String) -> fmt::Result {
+        encode(self, Format::Prometheus, buf)
+    }
+
+    /// Appends the OpenMetrics 1.0 text exposition of every family to
+    /// `buf`, ending in `# EOF`. Runs an idle-eviction pass first if
+    /// eviction is on.
+    pub fn encode_openmetrics(&self, buf: &mut String) -> fmt::Result {
+        encode(self, Format::OpenMetrics, buf)
+    }
+
+    /// Appends the exposition of every family in `format` to `buf` (see
+    /// [`encode_prometheus`](Self::encode_prometheus) and
+    /// [`encode_openmetrics`](Self::encode_openmetrics)).
+    pub fn encode(&self, format: Format, buf: &mut String) -> fmt::Result {
+        encode(self, format, buf)
+    }
 }
 
-/// `metricz_cardinality_overflow_total{family="…"}` for every family that
-/// routed lookups to its overflow series.
-fn overflow_family(buf: &mut String, om: bool, families: &[AnyFamily]) {
-    let name = if om {
-        "metricz_cardinality_overflow"
-    } else {
-        "metricz_cardinality_overflow_total"
-    };
-    header(
-        buf,
-        om,
-        name,
-        "Lookups of new label values routed to a family's overflow series.",
-        "counter",
-        None,
-    );
-    for family in families {
-        let (family_name, count) = match family {
-            AnyFamily::Counter(f) => (f.name(), f.overflowed()),
-            AnyFamily::Gauge(f) => (f.name(), f.overflowed()),
-            AnyFamily::Histogram(f) => (f.name(), f.overflowed()),
-            AnyFamily::Timer(f) => (f.name(), f.overflowed()),
-        };
-        if count > 0 {
-            buf.push_str(name);
-            if om {
-                buf.push_str("_total");
-            }
-            buf.push_str("{family=\"");
-            escape_label_value(buf, family_name);
-            buf.push_str("\"} ");
-            int(buf, count);
-            buf.push('\n');
+fn encode_family(out: &mut impl Write, om: bool, family: &mut FamilyView<'_>) -> fmt::Result {
+    let name = family.name();
+    let (kind, name, suffix) = match family.kind() {
+        // OpenMetrics names a counter family without `_total` and its
+        // samples with it.
+        MetricKind::Counter if om => ("counter", counter_base(name), "_total"),
+        MetricKind::Counter => ("counter", name, ""),
+        MetricKind::Gauge => ("gauge", name, ""),
+        MetricKind::Histogram | MetricKind::Timer if family.exported_as_summary() => {
+            ("summary", name, "")
         }
-    }
-}
-
-impl Scratch {
-    /// Thresholds in recorded units for the family's bounds, and zeroed
-    /// counts.
-    fn prepare(&mut self, export: &ExportOptions) {
-        self.thresholds.clear();
-        self.thresholds.extend(
-            export
-                .buckets
-                .iter()
-                .map(|&bound| threshold(bound, export.scale)),
-        );
-        self.counts.clear();
-        self.counts.resize(self.thresholds.len(), 0);
-    }
-}
-
-/// The largest recorded integer `v` with `v × scale ≤ bound` (saturating;
-/// bounds are never negative, see `Family::set_buckets`).
-pub(crate) fn threshold(bound: f64, scale: f64) -> u64 {
-    let x = match inverse(scale) {
-        Some(inv) => bound * inv,
-        None => bound / scale,
+        MetricKind::Histogram | MetricKind::Timer => ("histogram", name, ""),
     };
-    let rounded = x.round();
-    let t = if (x - rounded).abs() <= 1e-9 * rounded.abs().max(1.0) {
-        rounded
-    } else {
-        x.floor()
-    };
-    if t <= 0.0 {
-        0
-    } else if t >= u64::MAX as f64 {
-        u64::MAX
-    } else {
-        t as u64
-    }
-}
-
-/// `1 / scale` when it is an integer (1e-9 → 1e9): dividing by it rounds
-/// exported values correctly (9 ms is 0.009, not 0.009000000000000001).
-fn inverse(scale: f64) -> Option<f64> {
-    let inv = (1.0 / scale).round();
-    (inv >= 1.0 && ((inv * scale) - 1.0).abs() < 1e-12).then_some(inv)
-}
-
-/// A recorded integer in the family's base unit.
-pub(crate) fn scaled(v: u64, scale: f64) -> f64 {
-    match inverse(scale) {
-        Some(inv) if inv != 1.0 => v as f64 / inv,
-        _ => v as f64 * scale,
-    }
-}
-
-/// A histogram series: buckets, sum and count, or a summary.
-fn distribution(
-    buf: &mut String,
-    name: &str,
-    names: &[String],
-    labels: Option<&[Box<str>]>,
-    h: &Histogram,
-    export: &ExportOptions,
-    scratch: &mut Scratch,
-) {
-    if export.summary {
-        let s = h.snapshot();
-        for (q, text) in QUANTILES {
-            sample_start(buf, name, "", names, labels, Some(("quantile", text)));
-            float(buf, scaled(s.value_at_quantile(q), export.scale));
-            buf.push('\n');
-        }
-        sum_count(buf, name, names, labels, s.sum(), s.count(), export.scale);
-        return;
-    }
-    scratch.counts.iter_mut().for_each(|c| *c = 0);
-    let (count, sum) = h.count_into(&scratch.thresholds, &mut scratch.counts);
-    let mut cumulative = 0u64;
+    header(out, om, name, family.help(), kind, family.unit())?;
     let mut le = ryu::Buffer::new();
-    for (k, &bound) in export.buckets.iter().enumerate() {
-        cumulative = cumulative.wrapping_add(scratch.counts[k]);
-        sample_start(
-            buf,
-            name,
-            "_bucket",
-            names,
-            labels,
-            Some(("le", finite(&mut le, bound))),
-        );
-        int(buf, cumulative);
-        buf.push('\n');
-    }
-    sample_start(buf, name, "_bucket", names, labels, Some(("le", "+Inf")));
-    int(buf, count);
-    buf.push('\n');
-    sum_count(buf, name, names, labels, sum, count, export.scale);
+    family.for_each_series(|series| {
+        let labels = series.labels();
+        match series.into_value() {
+            Value::Counter(n) => {
+                sample_start(out, name, suffix, labels, None)?;
+                int(out, n)?;
+            }
+            Value::Gauge(x) => {
+                sample_start(out, name, "", labels, None)?;
+                float(out, x)?;
+            }
+            Value::Distribution(d) if kind == "summary" => {
+                let s = d.snapshot();
+                for (q, text) in QUANTILES {
+                    sample_start(out, name, "", labels, Some(("quantile", text)))?;
+                    float(out, d.scaled(s.value_at_quantile(q)))?;
+                    out.write_char('\n')?;
+                }
+                let sum = d.scaled(s.sum());
+                sum_count(out, name, labels, sum, s.count())?;
+                return Ok(());
+            }
+            Value::Distribution(mut d) => {
+                let buckets = d.buckets();
+                for (bound, cumulative) in buckets.cumulative() {
+                    let le = finite(&mut le, bound);
+                    sample_start(out, name, "_bucket", labels, Some(("le", le)))?;
+                    int(out, cumulative)?;
+                    out.write_char('\n')?;
+                }
+                sample_start(out, name, "_bucket", labels, Some(("le", "+Inf")))?;
+                int(out, buckets.count())?;
+                out.write_char('\n')?;
+                return sum_count(out, name, labels, buckets.sum(), buckets.count());
+            }
+        }
+        out.write_char('\n')
+    })
 }
 
 fn sum_count(
-    buf: &mut String,
+    out: &mut impl Write,
     name: &str,
-    names: &[String],
-    labels: Option<&[Box<str>]>,
-    sum: u64,
+    labels: LabelSet<'_>,
+    sum: f64,
     count: u64,
-    scale: f64,
-) {
-    sample_start(buf, name, "_sum", names, labels, None);
-    float(buf, scaled(sum, scale));
-    buf.push('\n');
-    sample_start(buf, name, "_count", names, labels, None);
-    int(buf, count);
-    buf.push('\n');
+) -> fmt::Result {
+    sample_start(out, name, "_sum", labels, None)?;
+    float(out, sum)?;
+    out.write_char('\n')?;
+    sample_start(out, name, "_count", labels, None)?;
+    int(out, count)?;
+    out.write_char('\n')
 }
 
 /// `# HELP`, `# TYPE` and (OpenMetrics) `# UNIT` lines.
-fn header(buf: &mut String, om: bool, name: &str, help: &str, kind: &str, unit: Option<&str>) {
-    buf.push_str("# HELP ");
-    buf.push_str(name);
-    buf.push(' ');
+fn header(
+    out: &mut impl Write,
+    om: bool,
+    name: &str,
+    help: &str,
+    kind: &str,
+    unit: Option<&str>,
+) -> fmt::Result {
+    out.write_str("# HELP ")?;
+    out.write_str(name)?;
+    out.write_char(' ')?;
     // Prometheus's linter (`promtool check metrics`) rejects an empty help
     // text: the metric's name stands in for it.
-    escape_help(buf, if help.trim().is_empty() { name } else { help }, om);
-    buf.push_str("\n# TYPE ");
-    buf.push_str(name);
-    buf.push(' ');
-    buf.push_str(kind);
-    buf.push('\n');
-    if om {
-        if let Some(unit) = unit {
-            // OpenMetrics requires the family name to end in the unit.
-            if name.strip_suffix(unit).is_some_and(|n| n.ends_with('_')) {
-                buf.push_str("# UNIT ");
-                buf.push_str(name);
-                buf.push(' ');
-                buf.push_str(unit);
-                buf.push('\n');
-            }
+    escape_help(out, if help.trim().is_empty() { name } else { help }, om)?;
+    out.write_str("\n# TYPE ")?;
+    out.write_str(name)?;
+    out.write_char(' ')?;
+    out.write_str(kind)?;
+    out.write_char('\n')?;
+    if let (true, Some(unit)) = (om, unit) {
+        // OpenMetrics requires the family name to end in the unit.
+        if name.strip_suffix(unit).is_some_and(|n| n.ends_with('_')) {
+            out.write_str("# UNIT ")?;
+            out.write_str(name)?;
+            out.write_char(' ')?;
+            out.write_str(unit)?;
+            out.write_char('\n')?;
         }
     }
+    Ok(())
 }
 
 /// Help text: backslash and newline escaped, and in OpenMetrics the double
 /// quote too.
-fn escape_help(buf: &mut String, help: &str, om: bool) {
-    let special = |b: u8| b == b'\\' || b == b'\n' || (om && b == b'"');
-    if !help.bytes().any(special) {
-        buf.push_str(help);
-        return;
-    }
-    for c in help.chars() {
-        match c {
-            '\\' => buf.push_str("\\\\"),
-            '\n' => buf.push_str("\\n"),
-            '"' if om => buf.push_str("\\\""),
-            c => buf.push(c),
-        }
+fn escape_help(out: &mut impl Write, help: &str, om: bool) -> fmt::Result {
+    if om {
+        escape::<true>(out, help)
+    } else {
+        escape::<false>(out, help)
     }
 }
 
 /// A label value: backslash, double quote and newline escaped (both
 /// formats).
-pub(crate) fn escape_label_value(buf: &mut String, value: &str) {
-    if !value.bytes().any(|b| b == b'\\' || b == b'"' || b == b'\n') {
-        buf.push_str(value);
-        return;
+fn escape_label_value(out: &mut impl Write, value: &str) -> fmt::Result {
+    escape::<true>(out, value)
+}
+
+/// Writes `text` with backslash, newline and (if `QUOTE`) double quote
+/// escaped, in runs between them (all ASCII, so slices stay on character
+/// boundaries).
+#[inline]
+fn escape<const QUOTE: bool>(out: &mut impl Write, mut text: &str) -> fmt::Result {
+    let special = |b: &u8| *b == b'\\' || *b == b'\n' || (QUOTE && *b == b'"');
+    if !text.as_bytes().iter().any(special) {
+        return out.write_str(text);
     }
-    for c in value.chars() {
-        match c {
-            '\\' => buf.push_str("\\\\"),
-            '"' => buf.push_str("\\\""),
-            '\n' => buf.push_str("\\n"),
-            c => buf.push(c),
-        }
+    while let Some(i) = text.as_bytes().iter().position(special) {
+        out.write_str(&text[..i])?;
+        out.write_str(match text.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            _ => "\\\"",
+        })?;
+        text = &text[i + 1..];
     }
+    out.write_str(text)
 }
 
 /// Writes `name suffix{labels,extra} ` (up to the value).
 fn sample_start(
-    buf: &mut String,
+    out: &mut impl Write,
     name: &str,
     suffix: &str,
-    names: &[String],
-    values: Option<&[Box<str>]>,
+    labels: LabelSet<'_>,
     extra: Option<(&str, &str)>,
-) {
-    buf.push_str(name);
-    buf.push_str(suffix);
-    let mut first = true;
-    let mut label = |buf: &mut String, n: &str, v: &str| {
-        buf.push(if first { '{' } else { ',' });
-        first = false;
-        buf.push_str(n);
-        buf.push_str("=\"");
-        escape_label_value(buf, v);
-        buf.push('"');
+) -> fmt::Result {
+    out.write_str(name)?;
+    out.write_str(suffix)?;
+    let mut open = false;
+    let mut label = |n: &str, v: &str| {
+        out.write_char(if open { ',' } else { '{' })?;
+        open = true;
+        out.write_str(n)?;
+        out.write_str("=\"")?;
+        escape_label_value(out, v)?;
+        out.write_char('"')
     };
-    match values {
-        Some(values) => {
-            for (n, v) in names.iter().zip(values.iter()) {
-                label(buf, n, v);
-            }
-        }
-        None => label(buf, OVERFLOW_LABEL, "true"),
-    }
+    labels.try_for_each(&mut label)?;
     if let Some((n, v)) = extra {
-        label(buf, n, v);
+        label(n, v)?;
     }
-    if !first {
-        buf.push('}');
+    if open {
+        out.write_char('}')?;
     }
-    buf.push(' ');
+    out.write_char(' ')
 }
 
-fn int(buf: &mut String, v: u64) {
-    buf.push_str(itoa::Buffer::new().format(v));
+fn int(out: &mut impl Write, v: u64) -> fmt::Result {
+    out.write_str(itoa::Buffer::new().format(v))
 }
 
 /// A float as both formats read it: `+Inf`, `-Inf`, `NaN`, or the
 /// shortest decimal that round-trips.
-pub(crate) fn float(buf: &mut String, v: f64) {
+fn float(out: &mut impl Write, v: f64) -> fmt::Result {
     if v.is_nan() {
-        buf.push_str("NaN");
+        out.write_str("NaN")
     } else if v.is_infinite() {
-        buf.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        out.write_str(if v > 0.0 { "+Inf" } else { "-Inf" })
     } else {
-        buf.push_str(finite(&mut ryu::Buffer::new(), v));
+        out.write_str(finite(&mut ryu::Buffer::new(), v))
     }
 }
 
@@ -399,44 +281,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thresholds_convert_bounds_to_recorded_units() {
-        assert_eq!(threshold(0.005, 1e-9), 5_000_000);
-        assert_eq!(threshold(10.0, 1e-9), 10_000_000_000);
-        assert_eq!(threshold(2.5, 1.0), 2);
-        assert_eq!(threshold(3.0, 1.0), 3);
-        assert_eq!(threshold(1e300, 1.0), u64::MAX);
-        assert_eq!(threshold(1.0, 0.25), 4);
-    }
-
-    #[test]
-    fn scaled_values_divide_when_exact() {
-        assert_eq!(scaled(9_000_000, 1e-9), 0.009);
-        assert_eq!(scaled(3, 2.0), 6.0);
-        assert_eq!(scaled(7, 1.0), 7.0);
-    }
-
-    #[test]
     fn floats_and_escapes() {
         let mut b = String::new();
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5, 1e21, 0.1] {
-            float(&mut b, v);
+            float(&mut b, v).unwrap();
             b.push(' ');
         }
         assert_eq!(b, "NaN +Inf -Inf 1.5 1e21 0.1 ");
         b.clear();
         for v in [1.0, 0.0, -3.0, 10.0, 2.5e-9] {
-            float(&mut b, v);
+            float(&mut b, v).unwrap();
             b.push(' ');
         }
         assert_eq!(b, "1 0 -3 10 2.5e-9 ");
         b.clear();
-        escape_label_value(&mut b, "a\"b\\c\nd");
+        escape_label_value(&mut b, "a\"b\\c\nd").unwrap();
         assert_eq!(b, "a\\\"b\\\\c\\nd");
         b.clear();
-        escape_help(&mut b, "say \"hi\"\\\n", true);
+        escape_help(&mut b, "say \"hi\"\\\n", true).unwrap();
         assert_eq!(b, "say \\\"hi\\\"\\\\\\n");
         b.clear();
-        escape_help(&mut b, "say \"hi\"", false);
+        escape_help(&mut b, "say \"hi\"", false).unwrap();
         assert_eq!(b, "say \"hi\"");
     }
 }

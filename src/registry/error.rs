@@ -77,6 +77,20 @@ pub enum RegistryError {
     InvalidBuckets(String),
     /// An export scale must be positive and finite (the scale as given).
     InvalidScale(String),
+    /// A histogram or timer configuration broke a rule of the histogram
+    /// (range or precision).
+    InvalidHistogram(crate::HistogramError),
+    /// Export settings (buckets, scale, summary, range, precision) were
+    /// given for a kind of metric that has none (a counter or gauge).
+    NotADistribution {
+        /// The metric name.
+        name: String,
+        /// The kind asked for.
+        kind: MetricKind,
+    },
+    /// [`Registry::register`](super::Registry::register) was given a name
+    /// that is already registered.
+    AlreadyRegistered(String),
     /// A series lookup gave a different number of label values than the
     /// family has label names.
     LabelCountMismatch {
@@ -127,6 +141,12 @@ impl fmt::Display for RegistryError {
             RegistryError::InvalidScale(s) => {
                 write!(f, "the export scale must be positive and finite, got {s}")
             }
+            RegistryError::InvalidHistogram(e) => write!(f, "invalid histogram: {e}"),
+            RegistryError::NotADistribution { name, kind } => write!(
+                f,
+                "{name}: a {kind} has no buckets, scale, summary, range or precision"
+            ),
+            RegistryError::AlreadyRegistered(name) => write!(f, "{name} is already registered"),
             RegistryError::LabelCountMismatch { expected, got } => {
                 write!(f, "expected {expected} label values, got {got}")
             }
@@ -134,7 +154,14 @@ impl fmt::Display for RegistryError {
     }
 }
 
-impl std::error::Error for RegistryError {}
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegistryError::InvalidHistogram(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 fn valid_name(name: &str, colons: bool) -> bool {
     let mut chars = name.chars();

@@ -2,6 +2,7 @@
 //! values.
 
 use super::error::{MetricKind, RegistryError};
+use super::labels::LabelValues;
 use super::map::{Insert, Node, SeriesMap};
 use crate::primitive::{Arc, AtomicU64, Mutex, Ordering::Relaxed};
 use crate::{Counter, Gauge, Histogram, Timer};
@@ -137,6 +138,15 @@ impl ExportOptions {
     }
 }
 
+/// The borrowed parts every kind of family has.
+pub(super) struct Common<'a> {
+    pub(super) name: &'a str,
+    pub(super) help: &'a str,
+    pub(super) unit: Option<&'a str>,
+    pub(super) label_names: &'a [String],
+    pub(super) overflowed: u64,
+}
+
 struct Sorted<M> {
     version: Option<(u64, usize)>,
     series: Vec<(Arc<[Box<str>]>, M)>,
@@ -182,26 +192,77 @@ impl<M: Metric> Family<M> {
 
     /// The series for `values` (one per label name, in order), created if
     /// absent; the overflow series if the family is at its cardinality limit
-    /// and these values are new.
+    /// and these values are new. `values` may be an array or slice of
+    /// `&str`, of integers, `bool`s or [`display`](super::display)ed values,
+    /// or a tuple of them (see [`LabelValues`]); looking up an existing
+    /// series allocates nothing with any of them.
     ///
-    /// The returned [`Series`] holds an epoch guard: keep it for the
-    /// duration of a use, not forever (a long-held guard delays the
-    /// reclamation of removed series). For a handle to keep, clone the
-    /// metric: `family.with(&v)?.clone()`.
+    /// The returned [`Series`] holds an epoch guard, so it is not `Send`:
+    /// keep it for the duration of a use, not across an `.await` or forever
+    /// (a long-held guard delays the reclamation of removed series). For a
+    /// handle to keep, take [`handle`](Self::handle) (an owned clone of the
+    /// metric), or use [`with_fn`](Self::with_fn).
     #[inline]
-    pub fn with(&self, values: &[&str]) -> Result<Series<'_, M>, RegistryError> {
-        let inner = &*self.inner;
-        self.check_label_count(values)?;
-        let guard = inner.map.pin();
-        let value: *const M = match inner.map.get(values, &guard) {
-            Some(node) => &node.value,
-            None => self.insert(values, &guard),
-        };
-        Ok(Series {
-            _guard: guard,
-            value,
-            _family: PhantomData,
+    pub fn with<L: LabelValues + ?Sized>(
+        &self,
+        values: &L,
+    ) -> Result<Series<'_, M>, RegistryError> {
+        self.check_label_count(values.count())?;
+        values.with_text(|values| {
+            let inner = &*self.inner;
+            let guard = inner.map.pin();
+            let value: *const M = match inner.map.get(values, &guard) {
+                Some(node) => &node.value,
+                None => self.insert(values, &guard),
+            };
+            Ok(Series {
+                _guard: guard,
+                value,
+                _family: PhantomData,
+            })
         })
+    }
+
+    /// Calls `f` with the series for `values` (as [`with`](Self::with)
+    /// finds or creates it) and returns what it returns: the guard is held
+    /// for the call only, so a future that awaits around it stays `Send`.
+    ///
+    /// ```
+    /// let reg = metricz::Registry::new();
+    /// let jobs = reg.counter_vec("jobs_total", "Jobs.", &["queue"])?;
+    /// let after = jobs.with_fn(&["mail"], |c| { c.inc(); c.get() })?;
+    /// assert_eq!(after, 1);
+    /// # Ok::<(), metricz::RegistryError>(())
+    /// ```
+    #[inline]
+    pub fn with_fn<L: LabelValues + ?Sized, R>(
+        &self,
+        values: &L,
+        f: impl FnOnce(&M) -> R,
+    ) -> Result<R, RegistryError> {
+        Ok(f(&*self.with(values)?))
+    }
+
+    /// An owned handle to the series for `values` (found or created as by
+    /// [`with`](Self::with)): a clone of the metric that shares its counts,
+    /// `Send + Sync + 'static`, to keep in a struct or hold across an
+    /// `.await`. A handle outlives the series' membership: if the series is
+    /// removed (or evicted as idle), the handle keeps counting into the
+    /// detached metric, which is no longer exported.
+    ///
+    /// ```
+    /// let reg = metricz::Registry::new();
+    /// let jobs = reg.counter_vec("jobs_total", "Jobs.", &["queue"])?;
+    /// let mail: metricz::Counter = jobs.handle(&["mail"])?;
+    /// std::thread::spawn(move || mail.inc()).join().unwrap();
+    /// assert_eq!(jobs.find(&["mail"])?.map(|c| c.get()), Some(1));
+    /// # Ok::<(), metricz::RegistryError>(())
+    /// ```
+    pub fn handle<L: LabelValues + ?Sized>(&self, values: &L) -> Result<M, RegistryError>
+    where
+        M: Clone,
+    {
+        Ok((*self.with(values)?).clone())
     }
 
     /// The series for `values` if it exists; unlike [`with`](Self::with),
@@ -211,24 +272,29 @@ impl<M: Metric> Family<M> {
     /// ```
     /// let reg = metricz::Registry::new();
     /// let jobs = reg.counter_vec("jobs_total", "Jobs.", &["queue"])?;
-    /// assert!(jobs.get(&["mail"])?.is_none());
+    /// assert!(jobs.find(&["mail"])?.is_none());
     /// jobs.with(&["mail"])?.inc();
-    /// assert_eq!(jobs.get(&["mail"])?.map(|c| c.get()), Some(1));
+    /// assert_eq!(jobs.find(&["mail"])?.map(|c| c.get()), Some(1));
     /// # Ok::<(), metricz::RegistryError>(())
     /// ```
-    pub fn get(&self, values: &[&str]) -> Result<Option<Series<'_, M>>, RegistryError> {
-        let inner = &*self.inner;
-        self.check_label_count(values)?;
-        let guard = inner.map.pin();
-        let value: *const M = match inner.map.get(values, &guard) {
-            Some(node) => &node.value,
-            None => return Ok(None),
-        };
-        Ok(Some(Series {
-            _guard: guard,
-            value,
-            _family: PhantomData,
-        }))
+    pub fn find<L: LabelValues + ?Sized>(
+        &self,
+        values: &L,
+    ) -> Result<Option<Series<'_, M>>, RegistryError> {
+        self.check_label_count(values.count())?;
+        values.with_text(|values| {
+            let inner = &*self.inner;
+            let guard = inner.map.pin();
+            let value: *const M = match inner.map.get(values, &guard) {
+                Some(node) => &node.value,
+                None => return Ok(None),
+            };
+            Ok(Some(Series {
+                _guard: guard,
+                value,
+                _family: PhantomData,
+            }))
+        })
     }
 
     #[cold]
@@ -249,10 +315,10 @@ impl<M: Metric> Family<M> {
     /// arena slot until its last handle drops). A later
     /// [`with`](Self::with) of the same values creates a fresh series that
     /// starts at zero.
-    pub fn remove(&self, values: &[&str]) -> Result<bool, RegistryError> {
+    pub fn remove<L: LabelValues + ?Sized>(&self, values: &L) -> Result<bool, RegistryError> {
         let inner = &*self.inner;
-        self.check_label_count(values)?;
-        Ok(inner.map.remove(values, &inner.map.pin()))
+        self.check_label_count(values.count())?;
+        Ok(values.with_text(|values| inner.map.remove(values, &inner.map.pin())))
     }
 
     /// Removes every series (not the overflow series); returns how many.
@@ -261,15 +327,12 @@ impl<M: Metric> Family<M> {
     }
 
     #[inline]
-    fn check_label_count(&self, values: &[&str]) -> Result<(), RegistryError> {
+    fn check_label_count(&self, got: usize) -> Result<(), RegistryError> {
         let expected = self.inner.label_names.len();
-        if values.len() == expected {
+        if got == expected {
             Ok(())
         } else {
-            Err(RegistryError::LabelCountMismatch {
-                expected,
-                got: values.len(),
-            })
+            Err(RegistryError::LabelCountMismatch { expected, got })
         }
     }
 
@@ -379,6 +442,22 @@ impl<M: Metric> Family<M> {
     where
         M: Clone,
     {
+        let _ = self.try_visit_sorted(|labels, m| {
+            f(labels, m);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// [`visit_sorted_shared`](Self::visit_sorted_shared), stopping at the
+    /// first error `f` returns.
+    #[inline]
+    pub(super) fn try_visit_sorted<E>(
+        &self,
+        mut f: impl FnMut(Option<&Arc<[Box<str>]>>, &M) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        M: Clone,
+    {
         let inner = &*self.inner;
         let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
         {
@@ -397,11 +476,22 @@ impl<M: Metric> Family<M> {
             }
         }
         for (labels, metric) in &sorted.series {
-            f(Some(labels), metric);
+            f(Some(labels), metric)?;
         }
         drop(sorted);
         if self.overflowed() > 0 {
-            f(None, &inner.overflow);
+            f(None, &inner.overflow)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn common(&self) -> Common<'_> {
+        Common {
+            name: &self.inner.name,
+            help: &self.inner.help,
+            unit: self.inner.unit.as_deref(),
+            label_names: &self.inner.label_names,
+            overflowed: self.overflowed(),
         }
     }
 
@@ -416,6 +506,28 @@ impl<M: Metric> Family<M> {
 
     fn set_export(&self, f: impl FnOnce(&mut ExportOptions)) {
         f(&mut self.inner.export.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Export bucket bounds: non-empty, finite, not negative, strictly
+/// increasing.
+pub(super) fn check_buckets(bounds: &[f64]) -> Result<(), RegistryError> {
+    let valid = !bounds.is_empty()
+        && bounds.iter().all(|b| b.is_finite() && *b >= 0.0)
+        && bounds.windows(2).all(|w| w[0] < w[1]);
+    if valid {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidBuckets(format!("{bounds:?}")))
+    }
+}
+
+/// An export scale: positive and finite.
+pub(super) fn check_scale(scale: f64) -> Result<(), RegistryError> {
+    if scale.is_finite() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidScale(scale.to_string()))
     }
 }
 
@@ -434,12 +546,7 @@ macro_rules! export_settings {
             /// [`DEFAULT_TIMER_BUCKETS`] for timers,
             /// [`DEFAULT_HISTOGRAM_BUCKETS`] for histograms.
             pub fn set_buckets(&self, bounds: &[f64]) -> Result<(), RegistryError> {
-                let valid = !bounds.is_empty()
-                    && bounds.iter().all(|b| b.is_finite() && *b >= 0.0)
-                    && bounds.windows(2).all(|w| w[0] < w[1]);
-                if !valid {
-                    return Err(RegistryError::InvalidBuckets(format!("{bounds:?}")));
-                }
+                check_buckets(bounds)?;
                 self.set_export(|e| e.buckets = Arc::from(bounds));
                 Ok(())
             }
@@ -469,8 +576,11 @@ impl Family<Histogram> {
     ///
     /// ```
     /// let reg = metricz::Registry::new();
-    /// let latency = reg.histogram_vec_with_unit(
-    ///     "rpc_duration_seconds", "RPC latency.", "seconds", &["method"])?;
+    /// let latency = reg
+    ///     .describe("rpc_duration_seconds", "RPC latency.")
+    ///     .unit("seconds")
+    ///     .labels(&["method"])
+    ///     .histogram_vec()?;
     /// latency.set_scale(1e-9)?;                 // records nanoseconds
     /// latency.set_buckets(&[0.001, 0.01, 0.1])?; // seconds
     /// latency.with(&["get"])?.record(2_000_000); // 2 ms
@@ -481,9 +591,7 @@ impl Family<Histogram> {
     /// # Ok::<(), metricz::RegistryError>(())
     /// ```
     pub fn set_scale(&self, scale: f64) -> Result<(), RegistryError> {
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(RegistryError::InvalidScale(scale.to_string()));
-        }
+        check_scale(scale)?;
         self.set_export(|e| e.scale = scale);
         Ok(())
     }

@@ -18,7 +18,7 @@
 //! allocation. A new series is inserted by CAS; growth publishes a new table
 //! and retires the old one to the epoch collector; [`Family::remove`] and
 //! [`Family::clear`] unlink series and defer their destruction, so a
-//! [`Series`] in use stays valid. [`Family::get`] looks up without ever
+//! [`Series`] in use stays valid. [`Family::find`] looks up without ever
 //! creating. The map's design and its loom-checked invariants (M1–M7) are
 //! in `src/registry/map.rs` and `papers/invariants.md`.
 //!
@@ -51,11 +51,29 @@
 //! series just then may be routed to the overflow series although one
 //! place would have remained.
 //!
+//! # Handles and `take`
+//!
+//! [`Family::with`] returns a [`Series`] that holds an epoch guard (not
+//! `Send`: use it and drop it); [`Family::handle`] returns an owned clone
+//! of the metric to keep or hold across an `.await`, and
+//! [`Family::with_fn`] runs a closure on the series. A registry's counters
+//! are plain [`Counter`]s, so [`Counter::take`] is reachable on them. Do
+//! not call it on a counter a registry exports: the exported value goes
+//! backwards, which Prometheus reads as a counter reset (as after a
+//! restart), losing from `rate()` whatever was counted since the last
+//! scrape. It stays reachable because one `Counter` type serves standalone
+//! and registered use (what [`Registry::register`] adopts, what handles
+//! share); a second counter type without `take` would split every API that
+//! takes a counter. Exporters that need deltas keep baselines instead
+//! (StatsD's `Deltas`).
+//!
 //! # Collection
 //!
-//! [`Registry::encode_prometheus`] walks the families by name and each
-//! family's series by label values, reading metrics as recording goes on;
-//! it never blocks recording.
+//! [`Registry::collect`] walks the families by name and each family's
+//! series by label values, reading metrics as recording goes on; it never
+//! blocks recording and allocates nothing once warm. Every encoder in
+//! `metricz::export` is a function over this walk
+//! ([`Registry::encode_prometheus`] is the text encoder's).
 //!
 //! ```
 //! use metricz::Registry;
@@ -75,18 +93,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod collect;
+mod describe;
 mod error;
 mod family;
 mod hash;
+mod labels;
 mod map;
 mod recorder;
 
+pub use collect::{
+    BucketCounts, Distribution, FamilyView, LabelSet, SeriesId, SeriesView, Value, OVERFLOW_FAMILY,
+};
+pub use describe::Describe;
 pub use error::{MetricKind, RegistryError};
-pub(crate) use family::ExportOptions;
 pub use family::{
     CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec,
     DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
 };
+pub use labels::{display, Display, LabelValue, LabelValues, Text};
 pub use recorder::OperationRecorder;
 
 use crate::counter::arena::Arena;
@@ -111,9 +136,9 @@ pub struct Registry {
 
 struct Inner {
     families: Mutex<BTreeMap<String, AnyFamily>>,
-    /// Reused by encodes: the family list and bucket buffers, so an encode
-    /// of an unchanged registry into a warm buffer allocates nothing.
-    encode_scratch: Mutex<(Vec<AnyFamily>, crate::export::text::Scratch)>,
+    /// Reused by collection walks: the family list and bucket buffers, so
+    /// a walk of an unchanged registry allocates nothing.
+    collect_scratch: Mutex<collect::Scratch>,
     /// Reused by eviction passes: the family list, copied under the
     /// registration lock and walked after it is released.
     evict_scratch: Mutex<Vec<AnyFamily>>,
@@ -145,11 +170,32 @@ impl AnyFamily {
     }
 
     fn label_names(&self) -> &[String] {
+        self.common().label_names
+    }
+
+    fn name(&self) -> &str {
+        self.common().name
+    }
+
+    fn help(&self) -> &str {
+        self.common().help
+    }
+
+    fn unit(&self) -> Option<&str> {
+        self.common().unit
+    }
+
+    fn overflowed(&self) -> u64 {
+        self.common().overflowed
+    }
+
+    /// What every kind of family has.
+    fn common(&self) -> family::Common<'_> {
         match self {
-            AnyFamily::Counter(f) => f.label_names(),
-            AnyFamily::Gauge(f) => f.label_names(),
-            AnyFamily::Histogram(f) => f.label_names(),
-            AnyFamily::Timer(f) => f.label_names(),
+            AnyFamily::Counter(f) => f.common(),
+            AnyFamily::Gauge(f) => f.common(),
+            AnyFamily::Histogram(f) => f.common(),
+            AnyFamily::Timer(f) => f.common(),
         }
     }
 }
@@ -184,6 +230,9 @@ fn exposition_names(name: &str, kind: MetricKind) -> Vec<String> {
             .collect(),
     }
 }
+
+/// How a family makes its series.
+type Make<M> = Box<dyn Fn() -> M + Send + Sync>;
 
 /// Converts between a typed family and [`AnyFamily`].
 trait Stored: Metric + Sized {
@@ -282,7 +331,8 @@ impl Registry {
         if M::KIND == MetricKind::Counter && name == "_total" {
             return Err(RegistryError::InvalidMetricName(name.to_string()));
         }
-        self.family_unchecked_prefix(name, help, unit, labels)
+        self.family_unchecked_prefix(name, help, unit, labels, None)
+            .map(|(family, _)| family)
     }
 
     /// A self-metric family of metricz itself (pushers' failures and drops,
@@ -294,18 +344,22 @@ impl Registry {
         labels: &[&str],
     ) -> Result<CounterVec, RegistryError> {
         debug_assert!(name.starts_with("metricz_"));
-        self.family_unchecked_prefix(name, help, None, labels)
+        self.family_unchecked_prefix(name, help, None, labels, None)
+            .map(|(family, _)| family)
     }
 
     /// [`family`](Self::family) without the reserved-prefix rule (the name
-    /// is still checked against the Prometheus rules).
+    /// is still checked against the Prometheus rules), making series with
+    /// `make` (default: the kind's own), and saying whether the family was
+    /// created (rather than found).
     fn family_unchecked_prefix<M: Stored>(
         &self,
         name: &str,
         help: &str,
         unit: Option<&str>,
         labels: &[&str],
-    ) -> Result<Family<M>, RegistryError> {
+        make: Option<Make<M>>,
+    ) -> Result<(Family<M>, bool), RegistryError> {
         if let Err(e) = error::check_metric_name(name) {
             if !matches!(e, RegistryError::ReservedMetricName(_)) {
                 return Err(e);
@@ -335,7 +389,7 @@ impl Registry {
                     requested: labels.iter().map(|l| l.to_string()).collect(),
                 });
             }
-            return Ok(family.clone());
+            return Ok((family.clone(), false));
         }
         let wanted = exposition_names(name, M::KIND);
         for (existing_name, existing) in families.iter() {
@@ -354,10 +408,10 @@ impl Registry {
             labels.iter().map(|l| l.to_string()).collect(),
             self.inner.limit,
             self.inner.seed.clone(),
-            M::make(&self.inner),
+            make.unwrap_or_else(|| M::make(&self.inner)),
         );
         families.insert(name.to_string(), M::wrap(family.clone()));
-        Ok(family)
+        Ok((family, true))
     }
 
     fn single<M: Stored + Clone>(
@@ -367,7 +421,7 @@ impl Registry {
         unit: Option<&str>,
     ) -> Result<M, RegistryError> {
         let family = self.family::<M>(name, help, unit, &[])?;
-        let series = family.with(&[])?;
+        let series = family.with(&())?;
         Ok((*series).clone())
     }
 
@@ -432,39 +486,6 @@ impl Registry {
         self.family(name, help, Some("seconds"), labels)
     }
 
-    /// A counter family with a unit (exported in `# UNIT` by OpenMetrics).
-    pub fn counter_vec_with_unit(
-        &self,
-        name: &str,
-        help: &str,
-        unit: &str,
-        labels: &[&str],
-    ) -> Result<CounterVec, RegistryError> {
-        self.family(name, help, Some(unit), labels)
-    }
-
-    /// A gauge family with a unit.
-    pub fn gauge_vec_with_unit(
-        &self,
-        name: &str,
-        help: &str,
-        unit: &str,
-        labels: &[&str],
-    ) -> Result<GaugeVec, RegistryError> {
-        self.family(name, help, Some(unit), labels)
-    }
-
-    /// A histogram family with a unit.
-    pub fn histogram_vec_with_unit(
-        &self,
-        name: &str,
-        help: &str,
-        unit: &str,
-        labels: &[&str],
-    ) -> Result<HistogramVec, RegistryError> {
-        self.family(name, help, Some(unit), labels)
-    }
-
     /// Turns on idle-series eviction: each collection
     /// ([`encode_prometheus`](Self::encode_prometheus) or
     /// [`evict_idle`](Self::evict_idle)) removes the labelled series whose
@@ -508,6 +529,13 @@ impl Registry {
         evicted
     }
 
+    /// Every family, sorted by name (for exporters not yet on the walk).
+    pub(crate) fn families(&self) -> Vec<AnyFamily> {
+        let mut families = Vec::new();
+        self.copy_families_into(&mut families);
+        families
+    }
+
     /// Replaces `into`'s contents with every family, sorted by name (handle
     /// clones into a reused list: no allocation once its capacity fits).
     /// Takes the registration lock only for the copy.
@@ -521,57 +549,6 @@ impl Registry {
                 .values()
                 .cloned(),
         );
-    }
-
-    /// Every family, sorted by name. Takes the registration lock only to
-    /// clone the family handles.
-    pub(crate) fn families(&self) -> Vec<AnyFamily> {
-        self.inner
-            .families
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Appends the Prometheus text exposition (format 0.0.4) of every
-    /// family to `buf`. Counters and gauges as such; histograms and timers
-    /// as summaries (quantiles 0.5, 0.9, 0.99, `_sum`, `_count`; timers in
-    /// seconds). Never blocks recording.
-    /// Runs an idle-eviction pass first if eviction is on.
-    pub fn encode_prometheus(&self, buf: &mut String) -> fmt::Result {
-        self.encode(crate::export::Format::Prometheus, buf)
-    }
-
-    /// Appends the OpenMetrics 1.0 text exposition of every family to
-    /// `buf`, ending in `# EOF`. Runs an idle-eviction pass first if
-    /// eviction is on.
-    pub fn encode_openmetrics(&self, buf: &mut String) -> fmt::Result {
-        self.encode(crate::export::Format::OpenMetrics, buf)
-    }
-
-    /// Appends the exposition of every family in `format` to `buf` (see
-    /// [`encode_prometheus`](Self::encode_prometheus) and
-    /// [`encode_openmetrics`](Self::encode_openmetrics)).
-    pub fn encode(&self, format: crate::export::Format, buf: &mut String) -> fmt::Result {
-        self.evict_idle();
-        // One encode at a time reuses the scratch; a concurrent one gets
-        // fresh buffers rather than waiting.
-        let mut fresh = Default::default();
-        let mut guard = match self.inner.encode_scratch.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let (families, scratch) = match guard.as_deref_mut() {
-            Some(reused) => reused,
-            None => &mut fresh,
-        };
-        self.copy_families_into(families);
-        let result = crate::export::text::encode(format, families, scratch, buf);
-        families.clear();
-        result
     }
 }
 
@@ -609,7 +586,7 @@ impl RegistryBuilder {
         Registry {
             inner: Arc::new(Inner {
                 families: Mutex::new(BTreeMap::new()),
-                encode_scratch: Mutex::new(Default::default()),
+                collect_scratch: Mutex::new(Default::default()),
                 evict_scratch: Mutex::new(Vec::new()),
                 arena: Arena::new(shards),
                 seed: hash::random_seed(),
@@ -629,7 +606,15 @@ impl Default for Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("families", &self.families().len())
+            .field(
+                "families",
+                &self
+                    .inner
+                    .families
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len(),
+            )
             .field("cardinality_limit", &self.inner.limit)
             .finish()
     }
