@@ -9,7 +9,7 @@
 //! lower half is covered by the bucket before), so it has
 //! `(buckets + 1) × sub_bucket_count / 2` entries.
 
-use super::HistogramError;
+use super::error::HistogramError;
 
 /// A validated histogram configuration and the constants derived from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

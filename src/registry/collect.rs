@@ -57,8 +57,9 @@
 //! # Ok::<(), metricz::RegistryError>(())
 //! ```
 
+use super::error::{MetricKind, OVERFLOW_LABEL};
+use super::family::AnyFamily;
 use super::family::{ExportOptions, Family, Metric};
-use super::{AnyFamily, MetricKind, Registry, OVERFLOW_LABEL};
 use crate::primitive::Arc;
 use crate::{Histogram, Snapshot};
 use std::fmt;
@@ -83,41 +84,26 @@ struct Buckets {
     counts: Vec<u64>,
 }
 
-impl Registry {
-    /// Walks every family in name order, then the overflow report (see the
-    /// [module docs](crate::registry::collect)); `f` sees each family once and may walk
-    /// its series with [`FamilyView::for_each_series`]. Stops at the first
-    /// error `f` returns, and returns it.
-    ///
-    /// Runs an idle-eviction pass first when eviction is on
-    /// ([`set_idle_eviction`](Self::set_idle_eviction)). Never blocks
-    /// recording; allocates nothing once warm. A walk started from inside
-    /// another walk's closure uses fresh buffers, but must not walk the
-    /// family the outer walk is in.
-    pub fn collect<E>(
-        &self,
-        mut f: impl FnMut(&mut FamilyView<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.evict_idle();
-        // One walk at a time reuses the scratch; a concurrent one gets
-        // fresh buffers rather than waiting.
-        let mut fresh = Scratch::default();
-        let mut guard = match self.inner.collect_scratch.try_lock() {
-            Ok(guard) => Some(guard),
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        let scratch = guard.as_deref_mut().unwrap_or(&mut fresh);
-        self.copy_families_into(&mut scratch.families);
-        let result = walk(&scratch.families, &mut scratch.buckets, &mut f);
-        // Drop the handles now: a family removed meanwhile is not kept
-        // alive by the scratch.
-        scratch.families.clear();
-        result
+impl Scratch {
+    /// The list a walk's families are copied into (sorted by name).
+    pub(super) fn families(&mut self) -> &mut Vec<AnyFamily> {
+        &mut self.families
     }
 }
 
-fn walk<E>(
+/// Walks the families copied into `scratch` (see [`Scratch::families`]),
+/// then the overflow report; drops the copied handles after, so a family
+/// removed meanwhile is not kept alive by the scratch.
+pub(super) fn walk<E>(
+    scratch: &mut Scratch,
+    mut f: impl FnMut(&mut FamilyView<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let result = walk_families(&scratch.families, &mut scratch.buckets, &mut f);
+    scratch.families.clear();
+    result
+}
+
+fn walk_families<E>(
     families: &[AnyFamily],
     buckets: &mut Buckets,
     f: &mut impl FnMut(&mut FamilyView<'_>) -> Result<(), E>,

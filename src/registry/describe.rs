@@ -2,8 +2,10 @@
 //! and precision, export buckets, scale or summary) before it is
 //! registered, and [`Registry::register`] for a metric built standalone.
 
+use super::error::{MetricKind, RegistryError};
+use super::families::Registry;
 use super::family::{check_buckets, check_scale};
-use super::{Make, MetricKind, Registry, RegistryError, Stored};
+use super::family::{CounterVec, Family, GaugeVec, HistogramVec, Make, Metric, Stored, TimerVec};
 use crate::histogram::HistogramBuilder;
 use crate::{Counter, Gauge, Histogram, Timer};
 use std::any::Any;
@@ -95,7 +97,7 @@ impl Registry {
     /// assert!(text.contains("served_total 4\n"));
     /// # Ok::<(), metricz::RegistryError>(())
     /// ```
-    pub fn register<M: super::Metric + Clone>(
+    pub fn register<M: Metric + Clone>(
         &self,
         name: &str,
         help: &str,
@@ -196,7 +198,7 @@ impl<'a> Describe<'a> {
     }
 
     /// A counter family.
-    pub fn counter_vec(self) -> Result<super::CounterVec, RegistryError> {
+    pub fn counter_vec(self) -> Result<CounterVec, RegistryError> {
         self.plain::<Counter>()
     }
 
@@ -206,7 +208,7 @@ impl<'a> Describe<'a> {
     }
 
     /// A gauge family.
-    pub fn gauge_vec(self) -> Result<super::GaugeVec, RegistryError> {
+    pub fn gauge_vec(self) -> Result<GaugeVec, RegistryError> {
         self.plain::<Gauge>()
     }
 
@@ -216,7 +218,7 @@ impl<'a> Describe<'a> {
     }
 
     /// A histogram family.
-    pub fn histogram_vec(self) -> Result<super::HistogramVec, RegistryError> {
+    pub fn histogram_vec(self) -> Result<HistogramVec, RegistryError> {
         let builder = self.histogram_builder()?;
         let make: Make<Histogram> = Box::new(move || built(builder));
         let (family, created) = self.register::<Histogram>(self.unit, make)?;
@@ -235,7 +237,7 @@ impl<'a> Describe<'a> {
     }
 
     /// A timer family (nanoseconds, exported in seconds).
-    pub fn timer_vec(self) -> Result<super::TimerVec, RegistryError> {
+    pub fn timer_vec(self) -> Result<TimerVec, RegistryError> {
         if self.scale.is_some() {
             return Err(self.not_a_distribution(MetricKind::Timer));
         }
@@ -255,7 +257,7 @@ impl<'a> Describe<'a> {
     }
 
     /// A counter or gauge family: no distribution settings allowed.
-    fn plain<M: Stored>(self) -> Result<super::Family<M>, RegistryError> {
+    fn plain<M: Stored>(self) -> Result<Family<M>, RegistryError> {
         let distribution = self.range.is_some()
             || self.significant_figures.is_some()
             || self.buckets.is_some()
@@ -275,7 +277,7 @@ impl<'a> Describe<'a> {
         &self,
         unit: Option<&str>,
         make: Make<M>,
-    ) -> Result<(super::Family<M>, bool), RegistryError> {
+    ) -> Result<(Family<M>, bool), RegistryError> {
         super::error::check_metric_name(self.name)?;
         self.registry
             .family_unchecked_prefix(self.name, self.help, unit, self.labels, Some(make))
@@ -333,6 +335,6 @@ fn built(builder: HistogramBuilder) -> Histogram {
 }
 
 /// The one series of an unlabelled family.
-fn single<M: Stored + Clone>(family: super::Family<M>) -> Result<M, RegistryError> {
+fn single<M: Stored + Clone>(family: Family<M>) -> Result<M, RegistryError> {
     family.handle(&())
 }

@@ -184,7 +184,10 @@ pub(crate) fn check_metric_name(name: &str) -> Result<(), RegistryError> {
 
 /// Label names the exposition adds itself: the overflow marker, a
 /// summary's `quantile` and a histogram's `le`.
-const RESERVED_LABELS: [&str; 3] = [super::OVERFLOW_LABEL, "quantile", "le"];
+/// The label that marks a family's overflow series.
+pub const OVERFLOW_LABEL: &str = "metricz_overflow";
+
+const RESERVED_LABELS: [&str; 3] = [OVERFLOW_LABEL, "quantile", "le"];
 
 /// Checks a family's label names: each valid, none reserved, no repeats, and
 /// none the overflow label.

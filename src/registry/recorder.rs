@@ -17,7 +17,9 @@
 //! combination creates its series (allocates); `benches/registry.rs`
 //! measures that cold start apart from the steady state.
 
-use crate::registry::{CounterVec, Registry, RegistryError, TimerVec};
+use super::error::RegistryError;
+use super::families::Registry;
+use super::family::{CounterVec, TimerVec};
 use std::time::Duration;
 
 /// Records operations and errors into labelled families of a registry.

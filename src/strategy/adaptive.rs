@@ -1,4 +1,4 @@
-use super::CounterStrategy;
+use super::interface::CounterStrategy;
 use crate::counter::shards;
 use crate::primitive::{thread_local, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use crossbeam_utils::CachePadded;

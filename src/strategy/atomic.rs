@@ -1,4 +1,4 @@
-use super::CounterStrategy;
+use super::interface::CounterStrategy;
 use crate::primitive::{AtomicU64, Ordering::Relaxed};
 
 /// One shared `AtomicU64`: the baseline every sharded strategy is measured

@@ -31,6 +31,7 @@
 
 mod adaptive;
 mod atomic;
+mod interface;
 mod locked_per_cpu;
 mod rseq;
 mod single_writer;
@@ -38,38 +39,13 @@ mod thread_sharded;
 
 pub use adaptive::AdaptiveCounter;
 pub use atomic::AtomicCounter;
+pub use interface::CounterStrategy;
 pub use locked_per_cpu::LockedPerCpuCounter;
 pub use rseq::RseqCounter;
 pub use single_writer::SingleWriterCounter;
 pub use thread_sharded::ThreadShardedCounter;
 
 use crate::Counter;
-
-/// The interface the contention study, the benches and the loom models drive
-/// every counter strategy through.
-///
-/// Implementations count modulo 2<sup>64</sup> and uphold the invariants in
-/// the [module docs](self).
-pub trait CounterStrategy: Send + Sync + std::fmt::Debug {
-    /// A short name for tables and plots, e.g. `"per-cpu"`.
-    const NAME: &'static str;
-
-    /// Adds one.
-    #[inline]
-    fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Adds `n`, wrapping at 2<sup>64</sup>.
-    fn add(&self, n: u64);
-
-    /// The count since creation or the last [`take`](Self::take).
-    fn get(&self) -> u64;
-
-    /// Returns the count and resets it to zero; an increment racing it is
-    /// counted exactly once, by this `take` or by a later read.
-    fn take(&self) -> u64;
-}
 
 /// The study's subject: the metricz default, through the same interface.
 impl CounterStrategy for Counter {

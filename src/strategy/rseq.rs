@@ -1,4 +1,4 @@
-use super::CounterStrategy;
+use super::interface::CounterStrategy;
 use crate::counter::{rseq, shards};
 use crate::primitive::{AtomicU64, Ordering::Relaxed};
 use crossbeam_utils::CachePadded;

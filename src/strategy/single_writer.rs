@@ -1,4 +1,4 @@
-use super::CounterStrategy;
+use super::interface::CounterStrategy;
 use crate::counter::shards;
 use crate::primitive::{AtomicPtr, AtomicU64, Ordering::*};
 use crossbeam_utils::CachePadded;
