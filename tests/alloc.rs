@@ -525,6 +525,68 @@ fn warm_encode_does_not_allocate() {
     );
 }
 
+/// A warm StatsD encode (the same series as the encode before, values
+/// changed) allocates nothing, in plain StatsD and DogStatsD, overflow
+/// series and the overflow report included: the deltas lend the encode
+/// their reused line buffers, each series key is written into them, and
+/// baselines are found by `&str`. Histograms and timers are left out: each
+/// of their series takes a snapshot, which allocates its counts.
+#[test]
+fn warm_statsd_encode_does_not_allocate() {
+    use metricz::export::statsd::{self, Deltas, StatsdFormat};
+    let reg = metricz::Registry::with_cardinality_limit(100);
+    let jobs = reg
+        .counter_vec("jobs_total", "Jobs.", &["queue", "note"])
+        .unwrap();
+    let temperature = reg.gauge_vec("temperature", "Temp.", &["room"]).unwrap();
+    let plain = reg.counter("plain_total", "Plain.").unwrap();
+    let balance = reg.gauge("balance", "Balance.").unwrap();
+    for i in 0..100u64 {
+        let (q, note) = (format!("q{i}"), format!("n|{i}:,\n"));
+        jobs.with(&[&q, &note]).unwrap().add(i + 1);
+        temperature
+            .with(&[&format!("r {i}")])
+            .unwrap()
+            .set(i as f64 / 3.0);
+    }
+    // Past the limit: the overflow series and the overflow report.
+    jobs.with(&["over", "flow"]).unwrap().add(4);
+    temperature.with(&["over"]).unwrap().set(1.0);
+    plain.add(7);
+    balance.set(-2.5);
+    for format in [
+        StatsdFormat::new().prefix("app"),
+        StatsdFormat::new().dogstatsd(true).tag("env", "prod"),
+    ] {
+        let mut deltas = Deltas::new();
+        let mut buf = String::new();
+        statsd::encode(&reg, &format, &mut deltas, &mut buf);
+        buf.clear();
+        statsd::encode(&reg, &format, &mut deltas, &mut buf);
+        // Values change; the set of series does not.
+        jobs.with(&["q3", "n|3:,\n"]).unwrap().add(5);
+        jobs.with(&["late", "arrival"]).unwrap().inc(); // overflow
+        plain.inc();
+        temperature.with(&["r 1"]).unwrap().set(-1.5);
+        let (n, ()) = allocations_in(|| {
+            buf.clear();
+            statsd::encode(&reg, &format, &mut deltas, &mut buf);
+        });
+        assert_eq!(n, 0, "{format:?}: warm encode allocated {n} times");
+        let overflow = if format.is_dogstatsd() {
+            "metricz_cardinality_overflow_total:1|c|#env:prod,family:jobs_total\n"
+        } else {
+            "app.metricz_cardinality_overflow_total.jobs_total:1|c\n"
+        };
+        assert!(buf.contains(overflow), "{buf}");
+        assert!(
+            buf.contains("plain_total:1|c") && buf.contains(":5|c"),
+            "{buf}"
+        );
+        assert_eq!(deltas.len(), 104, "{buf}");
+    }
+}
+
 /// An idle-eviction pass that evicts nothing allocates nothing, histogram
 /// and timer series included (their activity is read without a snapshot),
 /// and so does a warm encode with eviction on.
