@@ -320,13 +320,6 @@ impl Registry {
         evicted
     }
 
-    /// Every family, sorted by name (for exporters not yet on the walk).
-    pub(crate) fn families(&self) -> Vec<AnyFamily> {
-        let mut families = Vec::new();
-        self.copy_families_into(&mut families);
-        families
-    }
-
     /// Replaces `into`'s contents with every family, sorted by name (handle
     /// clones into a reused list: no allocation once its capacity fits).
     /// Takes the registration lock only for the copy.

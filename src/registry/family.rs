@@ -421,36 +421,16 @@ impl<M: Metric> Family<M> {
             .count()
     }
 
-    /// Calls `f` with every series' label values and metric, sorted by label
-    /// values, then the overflow series (with `None`) if it was used.
+    /// Calls `f` with every series' shared label values and metric, sorted
+    /// by label values, then the overflow series (with `None`) if it was
+    /// used; stops at the first error `f` returns. The shared label values
+    /// are the same `Arc` for as long as the series lives, a new one for a
+    /// series removed and created again (the walk's series identity).
     ///
     /// The sorted list is kept between calls and rebuilt only when series
     /// were inserted or removed since (a version of the map), so a call on
     /// an unchanged family sorts nothing and allocates nothing. Concurrent
     /// collections of one family take turns (recording never waits).
-    pub(crate) fn visit_sorted(&self, mut f: impl FnMut(Option<&[Box<str>]>, &M))
-    where
-        M: Clone,
-    {
-        self.visit_sorted_shared(|labels, m| f(labels.map(|l| &**l), m));
-    }
-
-    /// [`visit_sorted`](Self::visit_sorted), with each series' shared label
-    /// values: the same `Arc` for as long as the series lives, a new one
-    /// for a series removed and created again (an identity for exporters
-    /// that keep per-series state, e.g. StatsD delta baselines).
-    pub(crate) fn visit_sorted_shared(&self, mut f: impl FnMut(Option<&Arc<[Box<str>]>>, &M))
-    where
-        M: Clone,
-    {
-        let _ = self.try_visit_sorted(|labels, m| {
-            f(labels, m);
-            Ok::<(), ()>(())
-        });
-    }
-
-    /// [`visit_sorted_shared`](Self::visit_sorted_shared), stopping at the
-    /// first error `f` returns.
     #[inline]
     pub(super) fn try_visit_sorted<E>(
         &self,
@@ -638,7 +618,7 @@ impl<M: fmt::Debug> fmt::Debug for Series<'_, M> {
 
 /// A family of any kind, as the registry stores it.
 #[derive(Clone, Debug)]
-pub(crate) enum AnyFamily {
+pub(super) enum AnyFamily {
     Counter(Family<Counter>),
     Gauge(Family<Gauge>),
     Histogram(Family<Histogram>),

@@ -110,8 +110,6 @@ pub use describe::Describe;
 pub use error::{MetricKind, RegistryError, OVERFLOW_LABEL};
 pub(crate) use families::counter_base;
 pub use families::{Registry, RegistryBuilder, DEFAULT_CARDINALITY_LIMIT};
-// Until StatsD and Influx read the walk.
-pub(crate) use family::AnyFamily;
 pub use family::{
     CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec,
     DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
