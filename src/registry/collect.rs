@@ -1,7 +1,7 @@
 //! The collection walk: the one read-only path every exporter reads a
-//! [`Registry`] through.
+//! [`Registry`](super::Registry) through.
 //!
-//! [`Registry::collect`] calls its closure with each family in name order
+//! [`Registry::collect`](super::Registry::collect) calls its closure with each family in name order
 //! as a [`FamilyView`] (name, help, unit, kind, label names, export
 //! settings); [`FamilyView::for_each_series`] then calls its closure with
 //! each series in label-value order as a [`SeriesView`] (labels, and a
@@ -57,9 +57,10 @@
 //! # Ok::<(), metricz::RegistryError>(())
 //! ```
 
+use super::buckets::{scaled, Buckets, ExportOptions};
 use super::error::{MetricKind, OVERFLOW_LABEL};
-use super::family::AnyFamily;
-use super::family::{ExportOptions, Family, Metric};
+use super::family::{Family, Metric};
+use super::stored::AnyFamily;
 use crate::primitive::Arc;
 use crate::{Histogram, Snapshot};
 use std::fmt;
@@ -74,14 +75,6 @@ const OVERFLOW_FAMILY_LABEL: &str = "family";
 pub(crate) struct Scratch {
     families: Vec<AnyFamily>,
     buckets: Buckets,
-}
-
-#[derive(Debug, Default)]
-struct Buckets {
-    /// Per export bound, the largest recorded integer at or below it.
-    thresholds: Vec<u64>,
-    /// Per export bound, records in `(previous threshold, threshold]`.
-    counts: Vec<u64>,
 }
 
 impl Scratch {
@@ -135,7 +128,7 @@ fn walk_families<E>(
     Ok(())
 }
 
-/// One family, as a walk shows it; see [`Registry::collect`].
+/// One family, as a walk shows it; see [`Registry::collect`](super::Registry::collect).
 pub struct FamilyView<'a> {
     source: Source<'a>,
     /// Histograms and timers: how they are exported.
@@ -552,22 +545,6 @@ impl Distribution<'_> {
     }
 }
 
-impl Buckets {
-    /// Thresholds in recorded units for the family's bounds, and zeroed
-    /// counts.
-    fn prepare(&mut self, export: &ExportOptions) {
-        self.thresholds.clear();
-        self.thresholds.extend(
-            export
-                .buckets
-                .iter()
-                .map(|&bound| threshold(bound, export.scale)),
-        );
-        self.counts.clear();
-        self.counts.resize(self.thresholds.len(), 0);
-    }
-}
-
 /// An iterator with a known length (for `ExactSizeIterator` over chains,
 /// which std does not give).
 trait CollectExact: Iterator + Sized {
@@ -594,62 +571,3 @@ impl<I: Iterator> Iterator for Exact<I> {
     }
 }
 impl<I: Iterator> ExactSizeIterator for Exact<I> {}
-
-/// The largest recorded integer `v` with `v × scale ≤ bound` (saturating;
-/// bounds are never negative, see `Family::set_buckets`).
-fn threshold(bound: f64, scale: f64) -> u64 {
-    let x = match inverse(scale) {
-        Some(inv) => bound * inv,
-        None => bound / scale,
-    };
-    let rounded = x.round();
-    let t = if (x - rounded).abs() <= 1e-9 * rounded.abs().max(1.0) {
-        rounded
-    } else {
-        x.floor()
-    };
-    if t <= 0.0 {
-        0
-    } else if t >= u64::MAX as f64 {
-        u64::MAX
-    } else {
-        t as u64
-    }
-}
-
-/// `1 / scale` when it is an integer (1e-9 → 1e9): dividing by it rounds
-/// exported values correctly (9 ms is 0.009, not 0.009000000000000001).
-fn inverse(scale: f64) -> Option<f64> {
-    let inv = (1.0 / scale).round();
-    (inv >= 1.0 && ((inv * scale) - 1.0).abs() < 1e-12).then_some(inv)
-}
-
-/// A recorded integer in the family's base unit.
-fn scaled(v: u64, scale: f64) -> f64 {
-    match inverse(scale) {
-        Some(inv) if inv != 1.0 => v as f64 / inv,
-        _ => v as f64 * scale,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_convert_bounds_to_recorded_units() {
-        assert_eq!(threshold(0.005, 1e-9), 5_000_000);
-        assert_eq!(threshold(10.0, 1e-9), 10_000_000_000);
-        assert_eq!(threshold(2.5, 1.0), 2);
-        assert_eq!(threshold(3.0, 1.0), 3);
-        assert_eq!(threshold(1e300, 1.0), u64::MAX);
-        assert_eq!(threshold(1.0, 0.25), 4);
-    }
-
-    #[test]
-    fn scaled_values_divide_when_exact() {
-        assert_eq!(scaled(9_000_000, 1e-9), 0.009);
-        assert_eq!(scaled(3, 2.0), 6.0);
-        assert_eq!(scaled(7, 1.0), 7.0);
-    }
-}

@@ -2,10 +2,11 @@
 //! and precision, export buckets, scale or summary) before it is
 //! registered, and [`Registry::register`] for a metric built standalone.
 
+use super::buckets::{check_buckets, check_scale};
 use super::error::{MetricKind, RegistryError};
 use super::families::Registry;
-use super::family::{check_buckets, check_scale};
-use super::family::{CounterVec, Family, GaugeVec, HistogramVec, Make, Metric, Stored, TimerVec};
+use super::family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, TimerVec};
+use super::stored::{Make, Stored};
 use crate::histogram::HistogramBuilder;
 use crate::{Counter, Gauge, Histogram, Timer};
 use std::any::Any;

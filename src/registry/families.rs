@@ -3,9 +3,8 @@
 
 use super::error;
 use super::error::{MetricKind, RegistryError};
-use super::family::{
-    AnyFamily, CounterVec, Family, GaugeVec, HistogramVec, Make, Stored, TimerVec,
-};
+use super::family::{CounterVec, Family, GaugeVec, HistogramVec, TimerVec};
+use super::stored::{AnyFamily, Make, Stored};
 use super::{collect, hash};
 use crate::counter::arena::Arena;
 use crate::primitive::{Arc, AtomicU32, Mutex, Ordering::Relaxed};
@@ -18,7 +17,7 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 10_000;
 
 /// Named metric families; cheap to clone (clones share), `Send + Sync`.
 ///
-/// See the [module docs](self).
+/// See the [module docs](super).
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Inner>,

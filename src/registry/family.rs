@@ -1,10 +1,10 @@
 //! [`Family`]: a named metric with label names and a series per label
 //! values.
 
+use super::buckets::{check_buckets, check_scale, ExportOptions};
 use super::error::{MetricKind, RegistryError};
 use super::labels::LabelValues;
 use super::map::{Insert, Node, SeriesMap};
-use crate::counter::arena::Arena;
 use crate::primitive::{Arc, AtomicU64, Mutex, Ordering::Relaxed};
 use crate::{Counter, Gauge, Histogram, Timer};
 use crossbeam_epoch::Guard;
@@ -96,47 +96,6 @@ pub(crate) struct Inner<M> {
     /// a steady-state scrape neither sorts nor allocates. Holds handles, so
     /// a series removed since stays readable until the next rebuild.
     sorted: Mutex<Sorted<M>>,
-}
-
-/// How a histogram or timer family is exported; see
-/// [`Family::set_buckets`].
-#[derive(Debug, Clone)]
-pub(crate) struct ExportOptions {
-    /// Upper bounds of the exported buckets, in the family's base unit,
-    /// strictly increasing and finite (`+Inf` is implicit).
-    pub(crate) buckets: Arc<[f64]>,
-    /// Export as a summary (quantiles) instead of a histogram.
-    pub(crate) summary: bool,
-    /// Exported value = recorded integer × `scale`.
-    pub(crate) scale: f64,
-}
-
-/// Prometheus's default buckets, in seconds: the default for timers.
-pub const DEFAULT_TIMER_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// Powers of ten from 1 to 10<sup>12</sup>, in the recorded unit (times the
-/// family's scale): the default for histograms.
-pub const DEFAULT_HISTOGRAM_BUCKETS: [f64; 13] = [
-    1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
-];
-
-impl ExportOptions {
-    fn for_kind(kind: MetricKind) -> Self {
-        match kind {
-            MetricKind::Timer => ExportOptions {
-                buckets: Arc::from(&DEFAULT_TIMER_BUCKETS[..]),
-                summary: false,
-                scale: 1e-9,
-            },
-            _ => ExportOptions {
-                buckets: Arc::from(&DEFAULT_HISTOGRAM_BUCKETS[..]),
-                summary: false,
-                scale: 1.0,
-            },
-        }
-    }
 }
 
 /// The borrowed parts every kind of family has.
@@ -490,28 +449,6 @@ impl<M: Metric> Family<M> {
     }
 }
 
-/// Export bucket bounds: non-empty, finite, not negative, strictly
-/// increasing.
-pub(super) fn check_buckets(bounds: &[f64]) -> Result<(), RegistryError> {
-    let valid = !bounds.is_empty()
-        && bounds.iter().all(|b| b.is_finite() && *b >= 0.0)
-        && bounds.windows(2).all(|w| w[0] < w[1]);
-    if valid {
-        Ok(())
-    } else {
-        Err(RegistryError::InvalidBuckets(format!("{bounds:?}")))
-    }
-}
-
-/// An export scale: positive and finite.
-pub(super) fn check_scale(scale: f64) -> Result<(), RegistryError> {
-    if scale.is_finite() && scale > 0.0 {
-        Ok(())
-    } else {
-        Err(RegistryError::InvalidScale(scale.to_string()))
-    }
-}
-
 /// Export settings of histogram and timer families.
 macro_rules! export_settings {
     ($ty:ty) => {
@@ -524,8 +461,8 @@ macro_rules! export_settings {
             /// time without touching recording; a record counts towards the
             /// first bound at or above the lower edge of its HDR bucket
             /// (exact to the histogram's precision). Defaults:
-            /// [`DEFAULT_TIMER_BUCKETS`] for timers,
-            /// [`DEFAULT_HISTOGRAM_BUCKETS`] for histograms.
+            /// [`DEFAULT_TIMER_BUCKETS`](super::DEFAULT_TIMER_BUCKETS) for timers,
+            /// [`DEFAULT_HISTOGRAM_BUCKETS`](super::DEFAULT_HISTOGRAM_BUCKETS) for histograms.
             pub fn set_buckets(&self, bounds: &[f64]) -> Result<(), RegistryError> {
                 check_buckets(bounds)?;
                 self.set_export(|e| e.buckets = Arc::from(bounds));
@@ -615,102 +552,3 @@ impl<M: fmt::Debug> fmt::Debug for Series<'_, M> {
         (**self).fmt(f)
     }
 }
-
-/// A family of any kind, as the registry stores it.
-#[derive(Clone, Debug)]
-pub(super) enum AnyFamily {
-    Counter(Family<Counter>),
-    Gauge(Family<Gauge>),
-    Histogram(Family<Histogram>),
-    Timer(Family<Timer>),
-}
-
-impl AnyFamily {
-    pub(crate) fn kind(&self) -> MetricKind {
-        match self {
-            AnyFamily::Counter(_) => MetricKind::Counter,
-            AnyFamily::Gauge(_) => MetricKind::Gauge,
-            AnyFamily::Histogram(_) => MetricKind::Histogram,
-            AnyFamily::Timer(_) => MetricKind::Timer,
-        }
-    }
-
-    pub(super) fn label_names(&self) -> &[String] {
-        self.common().label_names
-    }
-
-    pub(super) fn name(&self) -> &str {
-        self.common().name
-    }
-
-    pub(super) fn help(&self) -> &str {
-        self.common().help
-    }
-
-    pub(super) fn unit(&self) -> Option<&str> {
-        self.common().unit
-    }
-
-    pub(super) fn overflowed(&self) -> u64 {
-        self.common().overflowed
-    }
-
-    /// What every kind of family has.
-    fn common(&self) -> Common<'_> {
-        match self {
-            AnyFamily::Counter(f) => f.common(),
-            AnyFamily::Gauge(f) => f.common(),
-            AnyFamily::Histogram(f) => f.common(),
-            AnyFamily::Timer(f) => f.common(),
-        }
-    }
-}
-
-/// How a family makes its series.
-pub(super) type Make<M> = Box<dyn Fn() -> M + Send + Sync>;
-
-/// Converts between a typed family and [`AnyFamily`].
-pub(super) trait Stored: Metric + Sized {
-    fn wrap(family: Family<Self>) -> AnyFamily;
-    fn unwrap(family: &AnyFamily) -> Option<&Family<Self>>;
-    fn make(arena: &Arc<Arena>) -> Make<Self>;
-}
-
-macro_rules! stored {
-    ($ty:ident) => {
-        impl Stored for $ty {
-            fn wrap(family: Family<Self>) -> AnyFamily {
-                AnyFamily::$ty(family)
-            }
-            fn unwrap(family: &AnyFamily) -> Option<&Family<Self>> {
-                match family {
-                    AnyFamily::$ty(f) => Some(f),
-                    _ => None,
-                }
-            }
-            fn make(_: &Arc<Arena>) -> Make<Self> {
-                Box::new($ty::new)
-            }
-        }
-    };
-}
-
-impl Stored for Counter {
-    fn wrap(family: Family<Self>) -> AnyFamily {
-        AnyFamily::Counter(family)
-    }
-    fn unwrap(family: &AnyFamily) -> Option<&Family<Self>> {
-        match family {
-            AnyFamily::Counter(f) => Some(f),
-            _ => None,
-        }
-    }
-    /// Counter series live in the registry's per-CPU arena.
-    fn make(arena: &Arc<Arena>) -> Make<Self> {
-        let arena = Arc::clone(arena);
-        Box::new(move || arena.counter())
-    }
-}
-stored!(Gauge);
-stored!(Histogram);
-stored!(Timer);

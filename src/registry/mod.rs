@@ -25,7 +25,7 @@
 //! # Counter storage: the per-CPU arena
 //!
 //! Every counter series of a registry (labelled or not, and each family's
-//! overflow series) is a [`Counter`] whose words live in the registry's
+//! overflow series) is a [`Counter`](crate::Counter) whose words live in the registry's
 //! per-CPU arena: chunks of `[cpu][slot]` rows, one page-aligned 4 KiB row
 //! of 512 slots per shard, so a series costs 8 bytes per shard instead of a
 //! 128-byte padded shard, and two CPUs never write one cache line. 10 000
@@ -57,7 +57,7 @@
 //! `Send`: use it and drop it); [`Family::handle`] returns an owned clone
 //! of the metric to keep or hold across an `.await`, and
 //! [`Family::with_fn`] runs a closure on the series. A registry's counters
-//! are plain [`Counter`]s, so [`Counter::take`] is reachable on them. Do
+//! are plain [`Counter`](crate::Counter)s, so [`Counter::take`](crate::Counter::take) is reachable on them. Do
 //! not call it on a counter a registry exports: the exported value goes
 //! backwards, which Prometheus reads as a counter reset (as after a
 //! restart), losing from `rate()` whatever was counted since the last
@@ -93,6 +93,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod buckets;
 pub mod collect;
 mod describe;
 mod error;
@@ -102,7 +103,9 @@ mod hash;
 mod labels;
 mod map;
 mod recorder;
+mod stored;
 
+pub use buckets::{DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS};
 pub use collect::{
     BucketCounts, Distribution, FamilyView, LabelSet, SeriesId, SeriesView, Value, OVERFLOW_FAMILY,
 };
@@ -110,9 +113,6 @@ pub use describe::Describe;
 pub use error::{MetricKind, RegistryError, OVERFLOW_LABEL};
 pub(crate) use families::counter_base;
 pub use families::{Registry, RegistryBuilder, DEFAULT_CARDINALITY_LIMIT};
-pub use family::{
-    CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec,
-    DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
-};
+pub use family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec};
 pub use labels::{display, Display, LabelValue, LabelValues, Text};
 pub use recorder::OperationRecorder;
