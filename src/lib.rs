@@ -21,11 +21,11 @@
 //! A counter that every thread increments with `fetch_add` on one shared word
 //! spends its time moving that word's cache line between cores: on the
 //! 2-core development machine, one `AtomicU64` shared by two threads does
-//! 133 M increments a second in total where [`Counter`] does 1 928 M
-//! (`papers/contention.md`, the restartable-sequence run: median of 5 runs,
-//! peers in the same run). `Counter` keeps one cache-line-padded shard per
-//! CPU, reads the CPU from the rseq area glibc registers (one load,
-//! 0.4–0.9 ns, see [`cpu`]), and increments its own CPU's shard with an
+//! 53 M increments a second in total where [`Counter`] does 571 M, 10.8×
+//! (`papers/contention.md`, "Current run": median of 5 runs, peers in the
+//! same run, 2026-11-30). `Counter` keeps one cache-line-padded shard per
+//! CPU, reads the CPU from the rseq area glibc registers (one load, see
+//! [`cpu`]), and increments its own CPU's shard with an
 //! unlocked add in a restartable sequence; reads sum the shards. The other
 //! strategies the contention study compares it with live in [`strategy`]
 //! behind [`strategy::CounterStrategy`]: a single atomic, thread-indexed
