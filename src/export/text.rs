@@ -115,7 +115,7 @@ fn encode_family(out: &mut impl Write, om: bool, family: &mut FamilyView<'_>) ->
                 for (q, text) in QUANTILES {
                     sample_start(out, name, "", labels, Some(("quantile", text)))?;
                     float(out, d.scaled(s.value_at_quantile(q)))?;
-                    out.write_char('\n')?;
+                    out.write_str("\n")?;
                 }
                 let sum = d.scaled(s.sum());
                 sum_count(out, name, labels, sum, s.count())?;
@@ -127,15 +127,15 @@ fn encode_family(out: &mut impl Write, om: bool, family: &mut FamilyView<'_>) ->
                     let le = finite(&mut le, bound);
                     sample_start(out, name, "_bucket", labels, Some(("le", le)))?;
                     int(out, cumulative)?;
-                    out.write_char('\n')?;
+                    out.write_str("\n")?;
                 }
                 sample_start(out, name, "_bucket", labels, Some(("le", "+Inf")))?;
                 int(out, buckets.count())?;
-                out.write_char('\n')?;
+                out.write_str("\n")?;
                 return sum_count(out, name, labels, buckets.sum(), buckets.count());
             }
         }
-        out.write_char('\n')
+        out.write_str("\n")
     })
 }
 
@@ -148,10 +148,10 @@ fn sum_count(
 ) -> fmt::Result {
     sample_start(out, name, "_sum", labels, None)?;
     float(out, sum)?;
-    out.write_char('\n')?;
+    out.write_str("\n")?;
     sample_start(out, name, "_count", labels, None)?;
     int(out, count)?;
-    out.write_char('\n')
+    out.write_str("\n")
 }
 
 /// `# HELP`, `# TYPE` and (OpenMetrics) `# UNIT` lines.
@@ -165,23 +165,23 @@ fn header(
 ) -> fmt::Result {
     out.write_str("# HELP ")?;
     out.write_str(name)?;
-    out.write_char(' ')?;
+    out.write_str(" ")?;
     // Prometheus's linter (`promtool check metrics`) rejects an empty help
     // text: the metric's name stands in for it.
     escape_help(out, if help.trim().is_empty() { name } else { help }, om)?;
     out.write_str("\n# TYPE ")?;
     out.write_str(name)?;
-    out.write_char(' ')?;
+    out.write_str(" ")?;
     out.write_str(kind)?;
-    out.write_char('\n')?;
+    out.write_str("\n")?;
     if let (true, Some(unit)) = (om, unit) {
         // OpenMetrics requires the family name to end in the unit.
         if name.strip_suffix(unit).is_some_and(|n| n.ends_with('_')) {
             out.write_str("# UNIT ")?;
             out.write_str(name)?;
-            out.write_char(' ')?;
+            out.write_str(" ")?;
             out.write_str(unit)?;
-            out.write_char('\n')?;
+            out.write_str("\n")?;
         }
     }
     Ok(())
@@ -206,7 +206,6 @@ fn escape_label_value(out: &mut impl Write, value: &str) -> fmt::Result {
 /// Writes `text` with backslash, newline and (if `QUOTE`) double quote
 /// escaped, in runs between them (all ASCII, so slices stay on character
 /// boundaries).
-#[inline]
 fn escape<const QUOTE: bool>(out: &mut impl Write, mut text: &str) -> fmt::Result {
     let special = |b: &u8| *b == b'\\' || *b == b'\n' || (QUOTE && *b == b'"');
     if !text.as_bytes().iter().any(special) {
@@ -224,7 +223,8 @@ fn escape<const QUOTE: bool>(out: &mut impl Write, mut text: &str) -> fmt::Resul
     out.write_str(text)
 }
 
-/// Writes `name suffix{labels,extra} ` (up to the value).
+/// Writes `name suffix{labels,extra} ` (up to the value), joining the
+/// punctuation between labels into one write (`",` and `"} `).
 fn sample_start(
     out: &mut impl Write,
     name: &str,
@@ -233,24 +233,22 @@ fn sample_start(
     extra: Option<(&str, &str)>,
 ) -> fmt::Result {
     out.write_str(name)?;
-    out.write_str(suffix)?;
-    let mut open = false;
+    if !suffix.is_empty() {
+        out.write_str(suffix)?;
+    }
+    let mut open = "{";
     let mut label = |n: &str, v: &str| {
-        out.write_char(if open { ',' } else { '{' })?;
-        open = true;
+        out.write_str(open)?;
+        open = "\",";
         out.write_str(n)?;
         out.write_str("=\"")?;
-        escape_label_value(out, v)?;
-        out.write_char('"')
+        escape_label_value(out, v)
     };
     labels.try_for_each(&mut label)?;
     if let Some((n, v)) = extra {
         label(n, v)?;
     }
-    if open {
-        out.write_char('}')?;
-    }
-    out.write_char(' ')
+    out.write_str(if open.len() == 1 { " " } else { "\"} " })
 }
 
 fn int(out: &mut impl Write, v: u64) -> fmt::Result {
