@@ -167,20 +167,10 @@ impl<M: Metric> Family<M> {
         &self,
         values: &L,
     ) -> Result<Series<'_, M>, RegistryError> {
-        self.check_label_count(values.count())?;
-        values.with_text(|values| {
-            let inner = &*self.inner;
-            let guard = inner.map.pin();
-            let value: *const M = match inner.map.get(values, &guard) {
-                Some(node) => &node.value,
-                None => self.insert(values, &guard),
-            };
-            Ok(Series {
-                _guard: guard,
-                value,
-                _family: PhantomData,
-            })
-        })
+        match self.lookup(values, |values, guard| Some(self.insert(values, guard)))? {
+            Some(series) => Ok(series),
+            None => unreachable!("the miss above always gives a series"),
+        }
     }
 
     /// Calls `f` with the series for `values` (as [`with`](Self::with)
@@ -241,20 +231,32 @@ impl<M: Metric> Family<M> {
         &self,
         values: &L,
     ) -> Result<Option<Series<'_, M>>, RegistryError> {
+        self.lookup(values, |_, _| None)
+    }
+
+    /// The series for `values`: found in the map, else what `miss` gives
+    /// (a created series or the overflow series for `with`, nothing for
+    /// `find`).
+    #[inline]
+    fn lookup<L: LabelValues + ?Sized>(
+        &self,
+        values: &L,
+        miss: impl FnOnce(&[&str], &Guard) -> Option<*const M>,
+    ) -> Result<Option<Series<'_, M>>, RegistryError> {
         self.check_label_count(values.count())?;
-        values.with_text(|values| {
+        Ok(values.with_text(|values| {
             let inner = &*self.inner;
             let guard = inner.map.pin();
             let value: *const M = match inner.map.get(values, &guard) {
                 Some(node) => &node.value,
-                None => return Ok(None),
+                None => miss(values, &guard)?,
             };
-            Ok(Some(Series {
+            Some(Series {
                 _guard: guard,
                 value,
                 _family: PhantomData,
-            }))
-        })
+            })
+        }))
     }
 
     #[cold]

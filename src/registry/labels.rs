@@ -102,29 +102,23 @@ impl Write for Inline {
     }
 }
 
-impl LabelValue for str {
-    #[inline]
-    fn text(&self) -> Text<'_> {
-        Text::borrowed(self)
-    }
-    const BORROWED: bool = true;
-    #[inline]
-    fn borrowed(&self) -> &str {
-        self
-    }
+/// Text types: passed on as they are.
+macro_rules! texts {
+    ($($ty:ty)*) => {$(
+        impl LabelValue for $ty {
+            #[inline]
+            fn text(&self) -> Text<'_> {
+                Text::borrowed(self)
+            }
+            const BORROWED: bool = true;
+            #[inline]
+            fn borrowed(&self) -> &str {
+                self
+            }
+        }
+    )*};
 }
-
-impl LabelValue for String {
-    #[inline]
-    fn text(&self) -> Text<'_> {
-        Text::borrowed(self)
-    }
-    const BORROWED: bool = true;
-    #[inline]
-    fn borrowed(&self) -> &str {
-        self
-    }
-}
+texts!(str String);
 
 impl<T: LabelValue + ?Sized> LabelValue for &T {
     #[inline]
