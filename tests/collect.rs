@@ -180,3 +180,45 @@ fn series_identity_changes_when_a_series_is_recreated() {
     c.with(&["a"]).unwrap().inc();
     assert_ne!(first, id(&reg), "a new series under the same labels");
 }
+
+#[test]
+fn a_walk_inside_a_walk_neither_deadlocks_nor_blocks() {
+    let reg = Registry::new();
+    let c = reg.counter_vec("c_total", "C.", &["k"]).unwrap();
+    c.with(&["a"]).unwrap().inc();
+    c.with(&["b"]).unwrap().add(2);
+    let mut inner_texts = Vec::new();
+    reg.collect(|family| {
+        family.for_each_series(|_| {
+            // An encode of the same registry, from inside the walk of the
+            // family it encodes; and a registration.
+            let mut text = String::new();
+            reg.encode_prometheus(&mut text).unwrap();
+            inner_texts.push(text);
+            reg.counter("other_total", "O.").map(|_| ())
+        })
+    })
+    .unwrap();
+    assert_eq!(inner_texts.len(), 2);
+    assert!(
+        inner_texts[0].contains("c_total{k=\"b\"} 2\n"),
+        "{}",
+        inner_texts[0]
+    );
+    // The walk from another thread while one holds a family's list.
+    std::thread::scope(|s| {
+        reg.collect(|family| {
+            family.for_each_series(|_| {
+                s.spawn(|| {
+                    let mut text = String::new();
+                    reg.encode_prometheus(&mut text).unwrap();
+                    assert!(text.contains("c_total{k=\"a\"} 1\n"));
+                })
+                .join()
+                .unwrap();
+                Ok::<(), ()>(())
+            })
+        })
+        .unwrap();
+    });
+}

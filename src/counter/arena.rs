@@ -296,7 +296,8 @@ impl Lease {
         // as Miri reported).
         let first = NonNull::from(&**rows).cast::<AtomicU64>();
         // SAFETY: `Row` is `repr(C)` with its words at offset 0, so the rows
-        // start with row 0's `SLOTS` words, and `slot < SLOTS`.
+        // (at least one: the arena's shard count, normalised to ≥ 1) start
+        // with row 0's `SLOTS` words, and `slot < SLOTS`.
         unsafe { first.add(self.slot) }
     }
 }

@@ -104,18 +104,9 @@ impl Counter {
             shards: shards::new(shards::normalize(shards)),
             extra: Extra::default(),
         });
-        // `base` must carry the provenance of the whole shard array, not of
-        // shard 0's word: `shard(i)` reaches shard `i` through it, and a
-        // pointer taken from `&*shards[0]` may only access those 8 bytes
-        // (Stacked Borrows: Miri reported the access to another shard as
-        // undefined behaviour). So it is the array's pointer, moved to shard
-        // 0's word.
-        let array = NonNull::from(&*padded.shards).cast::<u8>();
-        let first: *const AtomicU64 = &*padded.shards[0];
-        let offset = first.addr() - array.as_ptr().addr();
-        // SAFETY: `first` is shard 0's word, inside the array `array` points
-        // to, so `offset` bytes from `array` stays in that allocation.
-        let base = unsafe { array.add(offset) }.cast::<AtomicU64>();
+        // `base` carries the provenance of the whole shard array, not of
+        // shard 0's word: `shard(i)` reaches shard `i` through it.
+        let base = shards::base(&padded.shards);
         Counter {
             base,
             stride: std::mem::size_of::<shards::Shard>(),
@@ -188,7 +179,11 @@ impl Counter {
     #[inline]
     fn shard(&self, i: usize) -> &AtomicU64 {
         debug_assert!(i <= self.mask);
-        // SAFETY: `i <= mask`, and shard `i` of both layouts is the word
+        // SAFETY: `i <= mask`, and `mask + 1` is the number of shards of
+        // the layout `base` was taken from: the padded array's length, or
+        // the arena's rows (`in_arena` takes `mask` from the same arena
+        // whose chunk `lease.first()` points into, and a chunk has one row
+        // per shard, at least one). Shard `i` of both layouts is the word
         // `i × stride` bytes after `base`, inside the allocation `storage`
         // keeps alive (the padded array, or the arena chunk, which lives as
         // long as the arena the lease holds).

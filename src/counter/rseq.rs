@@ -82,9 +82,15 @@ pub(crate) enum Added {
 /// # Safety
 ///
 /// For every `i < slots`, `first + i × stride` must be an 8-byte aligned
-/// `AtomicU64` that stays valid for the call, and while the process uses
-/// rseq no one may write those words except through this function (readers
-/// use atomic loads; a fallback goes to a separate word).
+/// `AtomicU64` that stays valid for the call, and `first` must carry the
+/// provenance of every slot (derived from the whole allocation, as
+/// `shards::base` does, not from a reference to one word). While the
+/// process uses rseq no one may write those words except through this
+/// function (readers use atomic loads; a fallback goes to a separate word),
+/// with one exception that is ordered before any sequence on them: an arena
+/// slot is zeroed on every row by the thread that leases it, after the last
+/// handle of its previous counter dropped (Release) and before the new
+/// counter is published (see `counter::arena`).
 #[inline]
 pub(crate) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> Added {
     let Some(area) = imp::area() else {

@@ -7,6 +7,7 @@ use crate::primitive::{
     Ordering::{AcqRel, Acquire, Relaxed},
 };
 use crossbeam_utils::CachePadded;
+use std::ptr::NonNull;
 
 /// One shard: a counter word alone on its cache line(s), so that shards
 /// written by different CPUs never falsely share.
@@ -47,6 +48,24 @@ pub(crate) fn new<A: FromIterator<Shard>>(count: usize) -> A {
 /// Adds `n` to the shard of the CPU the caller runs on. Relaxed: a shard is a
 /// plain tally; nothing else is published through it.
 #[inline]
+/// Shard 0's word, as a pointer that carries the provenance of the whole
+/// shard array: `base.byte_add(i × size_of::<Shard>())` may reach shard
+/// `i`'s word. A pointer taken from `&*shards[0]` may only access those 8
+/// bytes (Stacked and Tree Borrows: Miri reported the access to another
+/// shard through one as undefined behaviour), and `shards.as_ptr().cast()`
+/// assumes where `CachePadded` puts its field; so it is the array's pointer,
+/// moved to shard 0's word.
+///
+/// `shards` must not be empty (counts come from [`normalize`], at least 1).
+pub(crate) fn base(shards: &[Shard]) -> NonNull<AtomicU64> {
+    let array = NonNull::from(shards).cast::<u8>();
+    let first: *const AtomicU64 = &*shards[0];
+    let offset = first.addr() - array.as_ptr().addr();
+    // SAFETY: `first` is shard 0's word, inside the array `array` points
+    // to, so `offset` bytes from `array` stays in that allocation.
+    unsafe { array.add(offset) }.cast::<AtomicU64>()
+}
+
 pub(crate) fn add_here(shards: &[Shard], n: u64) {
     let shard = crate::cpu::current() & (shards.len() - 1);
     shards[shard].fetch_add(n, Relaxed);

@@ -344,9 +344,10 @@ impl Registry {
     ///
     /// Runs an idle-eviction pass first when eviction is on
     /// ([`set_idle_eviction`](Self::set_idle_eviction)). Never blocks
-    /// recording; allocates nothing once warm. A walk started from inside
-    /// another walk's closure uses fresh buffers, but must not walk the
-    /// family the outer walk is in.
+    /// recording; allocates nothing once warm. No lock is held while `f`
+    /// or a series closure runs (each family's sorted list is shared, not
+    /// locked), so a closure may register, look up, remove, or start
+    /// another walk (which then uses fresh buffers).
     pub fn collect<E>(
         &self,
         f: impl FnMut(&mut collect::FamilyView<'_>) -> Result<(), E>,

@@ -107,9 +107,14 @@ pub(super) struct Common<'a> {
     pub(super) overflowed: u64,
 }
 
+/// Series by label values: each one's shared label values and metric.
+type SortedList<M> = Vec<(Arc<[Box<str>]>, M)>;
+
 struct Sorted<M> {
     version: Option<(u64, usize)>,
-    series: Vec<(Arc<[Box<str>]>, M)>,
+    /// Shared with the walks reading it, so none holds the lock while it
+    /// calls its closures; rebuilt in place when no walk holds it.
+    series: Arc<SortedList<M>>,
 }
 
 impl<M> Clone for Family<M> {
@@ -144,7 +149,7 @@ impl<M: Metric> Family<M> {
                 export: Mutex::new(ExportOptions::for_kind(M::KIND)),
                 sorted: Mutex::new(Sorted {
                     version: None,
-                    series: Vec::new(),
+                    series: Arc::new(Vec::new()),
                 }),
             }),
         }
@@ -245,6 +250,9 @@ impl<M: Metric> Family<M> {
     ) -> Result<Option<Series<'_, M>>, RegistryError> {
         self.check_label_count(values.count())?;
         Ok(values.with_text(|values| {
+            // The label traits are sealed and pass as many values as they
+            // count; a debug build checks it.
+            debug_assert_eq!(values.len(), self.inner.label_names.len());
             let inner = &*self.inner;
             let guard = inner.map.pin();
             let value: *const M = match inner.map.get(values, &guard) {
@@ -390,8 +398,9 @@ impl<M: Metric> Family<M> {
     ///
     /// The sorted list is kept between calls and rebuilt only when series
     /// were inserted or removed since (a version of the map), so a call on
-    /// an unchanged family sorts nothing and allocates nothing. Concurrent
-    /// collections of one family take turns (recording never waits).
+    /// an unchanged family sorts nothing and allocates nothing. The lock is
+    /// held only to rebuild the list and share it, never while `f` runs;
+    /// recording never takes it.
     #[inline]
     pub(super) fn try_visit_sorted<E>(
         &self,
@@ -401,26 +410,35 @@ impl<M: Metric> Family<M> {
         M: Clone,
     {
         let inner = &*self.inner;
-        let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
-        {
+        // The lock covers the rebuild and a clone of the list's `Arc`, never
+        // the closures: a closure may start another walk, write to a slow
+        // sink or take its own locks without holding up (or deadlocking
+        // with) other walks of this family.
+        let series = {
+            let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
             let guard = inner.map.pin();
             let version = inner.map.version(&guard);
             if sorted.version != Some(version) {
-                let sorted = &mut *sorted;
-                sorted.series.clear();
-                inner.map.for_each(&guard, |node| {
-                    sorted
-                        .series
-                        .push((Arc::clone(node.labels_arc()), node.value.clone()));
-                });
-                sorted.series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                sorted.version = Some(version);
+                // In place when no walk still reads the old list (no
+                // allocation once warm), else into a new one.
+                if Arc::get_mut(&mut sorted.series).is_none() {
+                    sorted.series = Arc::new(Vec::with_capacity(sorted.series.len()));
+                }
+                if let Some(list) = Arc::get_mut(&mut sorted.series) {
+                    list.clear();
+                    inner.map.for_each(&guard, |node| {
+                        list.push((Arc::clone(node.labels_arc()), node.value.clone()));
+                    });
+                    list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    sorted.version = Some(version);
+                }
             }
-        }
-        for (labels, metric) in &sorted.series {
+            Arc::clone(&sorted.series)
+        };
+        for (labels, metric) in series.iter() {
             f(Some(labels), metric)?;
         }
-        drop(sorted);
+        drop(series);
         if self.overflowed() > 0 {
             f(None, &inner.overflow)?;
         }

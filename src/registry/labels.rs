@@ -18,8 +18,9 @@ use std::fmt::{self, Write};
 
 /// A label value: anything with a text form. Implemented for `str`,
 /// `String`, the integer types, `bool`, `char`, references to them, and
-/// [`Display`] (through [`display`]).
-pub trait LabelValue {
+/// [`Display`] (through [`display`]); sealed: any other type goes through
+/// [`display`].
+pub trait LabelValue: sealed::Value {
     /// The value as text: borrowed when it is text already, formatted into
     /// an inline buffer otherwise (a heap string only for [`display`]
     /// values longer than the buffer).
@@ -191,9 +192,9 @@ impl<T: fmt::Display> LabelValue for Display<T> {
 }
 
 /// A series' label values, one per label name, in order: `[&str]`,
-/// `[T; N]` and `[T]` for any [`LabelValue`] `T`, and tuples of up to six
-/// label values of any types.
-pub trait LabelValues {
+/// `[T; N]`, `[T]` and `Vec<T>` for any [`LabelValue`] `T`, tuples of up to
+/// six label values of any types, and `()` for none. Sealed.
+pub trait LabelValues: sealed::Values {
     /// How many values.
     fn count(&self) -> usize;
 
@@ -315,6 +316,50 @@ tuples! {
     (4; A 0, B 1, C 2, D 3)
     (5; A 0, B 1, C 2, D 3, E 4)
     (6; A 0, B 1, C 2, D 3, E 4, F 5)
+}
+
+/// The seals: the label traits are implemented here only, so their hidden
+/// contracts (the text fast path, the count matching the values) hold.
+mod sealed {
+    use super::{Display, LabelValue};
+    use std::fmt;
+
+    pub trait Value {}
+    impl Value for str {}
+    impl Value for String {}
+    impl<T: Value + ?Sized> Value for &T {}
+    impl Value for bool {}
+    impl Value for char {}
+    impl<T: fmt::Display> Value for Display<T> {}
+    macro_rules! values {
+        ($($ty:ty)*) => {$(impl Value for $ty {})*};
+    }
+    values!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize);
+
+    pub trait Values {}
+    impl<T: LabelValue, const N: usize> Values for [T; N] {}
+    impl<T: LabelValue> Values for [T] {}
+    impl<T: LabelValue> Values for Vec<T> {}
+    impl<L: Values + ?Sized> Values for &L {}
+    impl Values for () {}
+    impl<A: LabelValue> Values for (A,) {}
+    impl<A: LabelValue, B: LabelValue> Values for (A, B) {}
+    impl<A: LabelValue, B: LabelValue, C: LabelValue> Values for (A, B, C) {}
+    impl<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue> Values for (A, B, C, D) {}
+    impl<A: LabelValue, B: LabelValue, C: LabelValue, D: LabelValue, E: LabelValue> Values
+        for (A, B, C, D, E)
+    {
+    }
+    impl<
+            A: LabelValue,
+            B: LabelValue,
+            C: LabelValue,
+            D: LabelValue,
+            E: LabelValue,
+            F: LabelValue,
+        > Values for (A, B, C, D, E, F)
+    {
+    }
 }
 
 #[cfg(test)]

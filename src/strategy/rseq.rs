@@ -72,10 +72,12 @@ impl CounterStrategy for RseqCounter {
     fn add(&self, n: u64) {
         // SAFETY: the slots are padded `AtomicU64`s, `size_of::<Shard>()`
         // apart, owned by `self`, and written only here (fallbacks go to the
-        // separate word).
+        // separate word); the pointer is slot 0's word with the provenance
+        // of the whole slot array (`shards::base`), so the sequence may
+        // reach every slot through it.
         let added = unsafe {
             rseq::add(
-                &*self.slots[0],
+                shards::base(&self.slots).as_ptr(),
                 std::mem::size_of::<shards::Shard>(),
                 self.slots.len(),
                 n,
