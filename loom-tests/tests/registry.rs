@@ -317,3 +317,45 @@ fn m9_scrape_after_insert_lists_it() {
     listed.assert_seen("M9: a racing scrape that listed the new series");
     missed.assert_seen("M9: a racing scrape that missed the new series");
 }
+
+/// M10: two walks of one family overlap, one of them rebuilding the sorted
+/// list (an insert made it stale) while the other still reads the old one.
+/// Walks share the list by `Arc` and hold no lock while they read, so the
+/// rebuild goes into a new list: the reading walk lists the old series
+/// once each, the rebuilding walk lists the new one too.
+#[test]
+fn m10_overlapping_walks_each_read_a_whole_list() {
+    explore_bounded("M10 overlapping walks vs rebuild", Some(2), || {
+        let reg = Registry::new();
+        let f = reg
+            .gauge_vec("in_flight", "In flight.", &["route"])
+            .unwrap();
+        f.with(&["a"]).unwrap().inc();
+        f.with(&["c"]).unwrap().inc();
+        let mut warm = String::new();
+        reg.encode_prometheus(&mut warm).unwrap();
+        let scraper = {
+            let reg = reg.clone();
+            thread::spawn(move || {
+                let mut text = String::new();
+                reg.encode_prometheus(&mut text).unwrap();
+                text
+            })
+        };
+        f.with(&["b"]).unwrap().inc();
+        let mut mine = String::new();
+        reg.encode_prometheus(&mut mine).unwrap();
+        let racing = scraper.join().unwrap();
+        assert_eq!((lines_of(&racing, "a"), lines_of(&racing, "c")), (1, 1));
+        assert!(lines_of(&racing, "b") <= 1, "{racing}");
+        assert_eq!(
+            (
+                lines_of(&mine, "a"),
+                lines_of(&mine, "b"),
+                lines_of(&mine, "c")
+            ),
+            (1, 1, 1),
+            "the walk after the insert, overlapping another:\n{mine}"
+        );
+    });
+}
