@@ -393,6 +393,10 @@ impl<'a> SeriesView<'a> {
     /// (StatsD's delta baselines): equal for as long as the series lives,
     /// different for a series removed and created again under the same
     /// label values. `None` for overflow series and the overflow report.
+    /// The identity is the series', not the metric's: a metric adopted with
+    /// [`Registry::register`](super::Registry::register) whose series is
+    /// removed and looked up again is the same metric under a new identity
+    /// (so a delta exporter sends its whole value again).
     pub fn id(&self) -> Option<SeriesId> {
         match self.labels {
             Labels::Series { values, .. } => Some(SeriesId(Arc::clone(values))),
