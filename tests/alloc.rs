@@ -265,6 +265,30 @@ fn histogram_record_does_not_allocate_once_blocks_exist() {
         t.snapshot().count(),
         (1 + ROUNDS) * HISTOGRAM_VALUES.len() as u64
     );
+
+    // `record_f64` at a scale (seconds at nanosecond resolution), invalid
+    // values included.
+    let f = Histogram::builder().shards(1).scale(1e-9).build().unwrap();
+    for &v in &HISTOGRAM_VALUES {
+        f.record(v);
+    }
+    f.record(0);
+    f.record(u64::MAX);
+    let (allocations, ()) = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            for &v in &HISTOGRAM_VALUES {
+                f.record_f64(black_box(v as f64 * 1e-9));
+            }
+            f.record_f64(black_box(f64::NAN));
+            f.record_f64(black_box(-1.0));
+            f.record_f64(black_box(f64::INFINITY));
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "Histogram::record_f64: {allocations} allocations"
+    );
+    assert_eq!(f.invalid(), 2 * ROUNDS);
 }
 
 #[test]

@@ -180,3 +180,35 @@ fn standalone_metrics_register_once() {
     reg.counter("served_total", "").unwrap().inc();
     assert_eq!(served.get(), 5);
 }
+
+#[test]
+fn f64_observations_export_in_the_base_unit() {
+    let reg = Registry::new();
+    let rpc = reg
+        .describe("rpc_seconds", "RPC.")
+        .labels(&["method"])
+        .scale(1e-9)
+        .buckets(&[0.001, 0.01])
+        .histogram_vec()
+        .unwrap();
+    rpc.with(&["get"]).unwrap().record_f64(0.002);
+    rpc.with(&["get"]).unwrap().record_f64(f64::NAN);
+    // A standalone histogram of milliseconds at microsecond resolution.
+    let standalone = Histogram::builder().scale(1e-3).build().unwrap();
+    standalone.record_f64(1.5);
+    reg.register("load_ms", "Load.", standalone).unwrap();
+    let out = text(&reg);
+    assert!(
+        out.contains("rpc_seconds_bucket{method=\"get\",le=\"0.01\"} 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rpc_seconds_sum{method=\"get\"} 0.002\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rpc_seconds_count{method=\"get\"} 1\n"),
+        "{out}"
+    );
+    assert!(out.contains("load_ms_sum 1.5\n"), "{out}");
+}

@@ -840,3 +840,60 @@ fn counts_never_go_backwards_across_a_forced_wrap() {
     });
     assert_eq!(h.count(), ROUNDS * u64::from(u32::MAX));
 }
+
+#[test]
+fn record_f64_converts_base_units_at_the_histograms_scale() {
+    // Seconds at nanosecond resolution: 1/scale is an integer, so values
+    // convert as exactly as the export divides (9 ms is 9 000 000 ns).
+    let h = Histogram::builder().scale(1e-9).build().unwrap();
+    assert_eq!(h.scale(), 1e-9);
+    h.record_f64(0.009);
+    h.record_f64(2.5e-9); // rounds to the nearest nanosecond: 3 (2.5 → 3)
+    let s = h.snapshot();
+    assert_eq!((s.count(), s.min(), s.sum()), (2, 3, 9_000_003));
+    // A scale whose inverse is not an integer divides.
+    let q = Histogram::builder().scale(0.3).build().unwrap();
+    q.record_f64(0.9);
+    assert_eq!(q.snapshot().sum(), 3);
+    // The default scale is 1: record_f64 rounds to an integer.
+    let one = Histogram::new();
+    one.record_f64(41.6);
+    assert_eq!(one.snapshot().max(), 42);
+}
+
+#[test]
+fn record_f64_counts_and_clamps_what_it_cannot_record() {
+    let h = Histogram::builder()
+        .highest(1_000)
+        .scale(1e-3)
+        .build()
+        .unwrap();
+    h.record_f64(f64::NAN); // not recorded, invalid
+    h.record_f64(-0.5); // recorded as 0, invalid
+    h.record_f64(f64::NEG_INFINITY); // recorded as 0, invalid
+    h.record_f64(-0.0); // zero: valid
+    h.record_f64(f64::INFINITY); // clamped to the highest value
+    h.record_f64(1e300); // clamped
+    h.record_f64(0.5); // 500
+    let s = h.snapshot();
+    assert_eq!(h.invalid(), 3);
+    assert_eq!(s.count(), 6);
+    assert_eq!(s.clamped(), 2);
+    assert_eq!(s.min(), 0);
+    assert!(
+        s.max() >= 1_000 && s.max() < 1_001 + 1_000 / 100,
+        "{}",
+        s.max()
+    );
+}
+
+#[test]
+fn a_scale_must_be_positive_and_finite() {
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(
+            Histogram::builder().scale(bad).build().unwrap_err(),
+            metricz::HistogramError::InvalidScale,
+            "{bad}"
+        );
+    }
+}

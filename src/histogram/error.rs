@@ -25,6 +25,10 @@ pub enum HistogramError {
         /// The significant figures asked for.
         significant_figures: u8,
     },
+    /// The scale of recorded integers (see
+    /// [`HistogramBuilder::scale`](super::HistogramBuilder::scale)) must be
+    /// positive and finite.
+    InvalidScale,
 }
 
 impl fmt::Display for HistogramError {
@@ -47,6 +51,7 @@ impl fmt::Display for HistogramError {
                 f,
                 "lowest value {lowest} is too large for {significant_figures} significant figures"
             ),
+            HistogramError::InvalidScale => f.write_str("the scale must be positive and finite"),
         }
     }
 }

@@ -77,7 +77,7 @@ pub use snapshot::{Bucket, Buckets, Snapshot};
 pub use timer::{Timer, TimerGuard};
 
 use crate::counter::shards;
-use crate::primitive::{Arc, AtomicPtr};
+use crate::primitive::{Arc, AtomicPtr, AtomicU64, Ordering::Relaxed};
 use layout::Layout;
 use shard::Shard;
 use std::{fmt, ptr};
@@ -120,6 +120,13 @@ pub struct Histogram {
 struct Inner {
     layout: Layout,
     shards: Box<[AtomicPtr<Shard>]>,
+    /// Base units per recorded integer (see [`HistogramBuilder::scale`]).
+    scale: f64,
+    /// `1 / scale` when that is an integer (1e-9 → 1e9): `record_f64`
+    /// multiplies by it, which rounds as exactly as the export's division.
+    per_unit: Option<f64>,
+    /// `record_f64` values that were NaN or negative.
+    invalid: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -137,6 +144,7 @@ pub struct HistogramBuilder {
     highest: u64,
     significant_figures: u8,
     shards: Option<usize>,
+    scale: f64,
 }
 
 impl HistogramBuilder {
@@ -168,8 +176,21 @@ impl HistogramBuilder {
         self
     }
 
+    /// The base-unit value of one recorded integer, for
+    /// [`Histogram::record_f64`]: `1e-9` for a histogram of seconds kept at
+    /// nanosecond resolution (`record_f64(0.25)` records 250 000 000).
+    /// Positive and finite; default 1. A registry exports the histogram's
+    /// values in the base unit (recorded integer × scale).
+    pub fn scale(mut self, scale: f64) -> Self {
+        self.scale = scale;
+        self
+    }
+
     /// Builds the histogram, or says which rule the configuration breaks.
     pub fn build(self) -> Result<Histogram, HistogramError> {
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(HistogramError::InvalidScale);
+        }
         let layout = Layout::new(self.lowest, self.highest, self.significant_figures)?;
         let count = self
             .shards
@@ -180,9 +201,18 @@ impl HistogramBuilder {
                 shards: (0..count)
                     .map(|_| AtomicPtr::new(ptr::null_mut()))
                     .collect(),
+                scale: self.scale,
+                per_unit: per_unit(self.scale),
+                invalid: AtomicU64::new(0),
             }),
         })
     }
+}
+
+/// `1 / scale` when it is an integer (1e-9 → 1e9), else `None`.
+fn per_unit(scale: f64) -> Option<f64> {
+    let inv = (1.0 / scale).round();
+    (inv >= 1.0 && ((inv * scale) - 1.0).abs() < 1e-12).then_some(inv)
 }
 
 impl Default for HistogramBuilder {
@@ -192,6 +222,7 @@ impl Default for HistogramBuilder {
             highest: DEFAULT_HIGHEST,
             significant_figures: DEFAULT_SIGNIFICANT_FIGURES,
             shards: None,
+            scale: 1.0,
         }
     }
 }
@@ -228,6 +259,55 @@ impl Histogram {
         let index = inner.layout.index_of(value);
         let slot = &inner.shards[crate::cpu::current() & (inner.shards.len() - 1)];
         shard::shard_in(slot, inner.layout.len).record(index, value, n, clamped);
+    }
+
+    /// Records a value in the base unit (see [`HistogramBuilder::scale`]):
+    /// `value / scale`, rounded to the nearest integer. Never panics:
+    /// values above the range are clamped to its highest value and counted
+    /// as clamped ([`Snapshot::clamped`]), `+∞` among them; negative values
+    /// (`-∞` among them) are recorded as 0 and NaN is not recorded, both
+    /// counted by [`invalid`](Self::invalid).
+    ///
+    /// ```
+    /// let latency = metricz::Histogram::builder().scale(1e-9).build()?; // seconds, at ns
+    /// latency.record_f64(0.25);
+    /// latency.record_f64(f64::NAN);
+    /// latency.record_f64(-1.0);
+    /// let s = latency.snapshot();
+    /// assert_eq!((s.count(), s.max(), s.min()), (2, 250_000_000, 0));
+    /// assert_eq!(latency.invalid(), 2);
+    /// # Ok::<(), metricz::HistogramError>(())
+    /// ```
+    #[inline]
+    pub fn record_f64(&self, value: f64) {
+        let inner = &*self.inner;
+        let x = match inner.per_unit {
+            Some(per_unit) => value * per_unit,
+            None => value / inner.scale,
+        };
+        if x >= 0.0 {
+            // `as` saturates: +∞ and values past 2^64 become u64::MAX,
+            // which `record` clamps to the range and counts.
+            self.record(x.round() as u64);
+        } else {
+            // Negative or NaN. Relaxed: a tally, read by `invalid`.
+            inner.invalid.fetch_add(1, Relaxed);
+            if !x.is_nan() {
+                self.record(0);
+            }
+        }
+    }
+
+    /// How many [`record_f64`](Self::record_f64) values were NaN or
+    /// negative (since creation).
+    pub fn invalid(&self) -> u64 {
+        self.inner.invalid.load(Relaxed)
+    }
+
+    /// The base-unit value of one recorded integer (see
+    /// [`HistogramBuilder::scale`]).
+    pub fn scale(&self) -> f64 {
+        self.inner.scale
     }
 
     /// The merged state of all shards. Records continue meanwhile; see the

@@ -106,13 +106,16 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let metric: &dyn Any = &metric;
         if let Some(m) = metric.downcast_ref::<Counter>() {
-            self.adopt(name, help, None, m.clone())
+            self.adopt(name, help, None, m.clone()).map(drop)
         } else if let Some(m) = metric.downcast_ref::<Gauge>() {
-            self.adopt(name, help, None, m.clone())
+            self.adopt(name, help, None, m.clone()).map(drop)
         } else if let Some(m) = metric.downcast_ref::<Histogram>() {
-            self.adopt(name, help, None, m.clone())
+            // Exported in the base unit its `record_f64` takes.
+            let family = self.adopt(name, help, None, m.clone())?;
+            family.set_scale(m.scale())?;
+            Ok(())
         } else if let Some(m) = metric.downcast_ref::<Timer>() {
-            self.adopt(name, help, Some("seconds"), m.clone())
+            self.adopt(name, help, Some("seconds"), m.clone()).map(drop)
         } else {
             unreachable!("Metric is sealed to the four kinds")
         }
@@ -124,7 +127,7 @@ impl Registry {
         help: &str,
         unit: Option<&str>,
         metric: M,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Family<M>, RegistryError> {
         super::error::check_metric_name(name)?;
         check_counter_name::<M>(name)?;
         let shared = metric.clone();
@@ -135,7 +138,7 @@ impl Registry {
         }
         // The family's one series is the metric itself.
         family.with(&())?;
-        Ok(())
+        Ok(family)
     }
 }
 
@@ -184,8 +187,9 @@ impl<'a> Describe<'a> {
     }
 
     /// Histograms: exported value = recorded integer × `scale` (see
-    /// [`Family::set_scale`](super::Family::set_scale)); timers always
-    /// export seconds.
+    /// [`Family::set_scale`](super::Family::set_scale)), and the scale of
+    /// the series' histograms, so [`Histogram::record_f64`] takes values in
+    /// the base unit; timers always export seconds.
     pub fn scale(mut self, scale: f64) -> Self {
         self.scale = Some(scale);
         self
@@ -300,6 +304,9 @@ impl<'a> Describe<'a> {
         }
         if let Some(figures) = self.significant_figures {
             builder = builder.significant_figures(figures);
+        }
+        if let Some(scale) = self.scale {
+            builder = builder.scale(scale);
         }
         builder.build().map_err(RegistryError::InvalidHistogram)?;
         Ok(builder)

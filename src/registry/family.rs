@@ -510,7 +510,10 @@ impl Family<Histogram> {
     /// the recorded integer × `scale` (e.g. `1e-9` for a histogram that
     /// records nanoseconds in a family named `…_seconds`). Positive and
     /// finite; default 1. Timers always record nanoseconds and export
-    /// seconds.
+    /// seconds. This changes the export only: [`Histogram::record_f64`]
+    /// converts with each histogram's own scale, which
+    /// [`Registry::describe`](super::Registry::describe)`.scale(…)` sets for
+    /// a family's series at registration.
     ///
     /// ```
     /// let reg = metricz::Registry::new();
