@@ -3,7 +3,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use metricz::{CounterVec, Registry};
+use metricz::{CounterVec, GaugeVec, Registry};
 use metricz_loom_tests::{explore_bounded, Witness};
 
 /// Every crossbeam-epoch pin is many modelled operations, so these models
@@ -261,6 +261,30 @@ fn lines_of(text: &str, route: &str) -> usize {
     text.lines().filter(|line| line.contains(&label)).count()
 }
 
+/// M9 and M10's start: a gauge family with routes `a` and `c`, scraped
+/// once (so the sorted list is built and the table grown), and a thread
+/// scraping it again, started.
+fn scraping_two_routes() -> (Registry, GaugeVec, thread::JoinHandle<String>) {
+    let reg = Registry::new();
+    let f = reg
+        .gauge_vec("in_flight", "In flight.", &["route"])
+        .unwrap();
+    f.with(&["a"]).unwrap().inc();
+    f.with(&["c"]).unwrap().inc();
+    let mut warm = String::new();
+    reg.encode_prometheus(&mut warm).unwrap();
+    assert_eq!((lines_of(&warm, "a"), lines_of(&warm, "b")), (1, 0));
+    let scraper = {
+        let reg = reg.clone();
+        thread::spawn(move || {
+            let mut text = String::new();
+            reg.encode_prometheus(&mut text).unwrap();
+            text
+        })
+    };
+    (reg, f, scraper)
+}
+
 /// M9: a scrape never serves a stale series list: a scrape racing an
 /// insert lists every older series once and the new one at most once, and
 /// a scrape after the insert has returned lists it. Collection keeps the
@@ -281,23 +305,7 @@ fn m9_scrape_after_insert_lists_it() {
     let missed = Witness::default();
     let (saw_listed, saw_missed) = (listed.clone(), missed.clone());
     explore("M9 registry scrape vs insert", move || {
-        let reg = Registry::new();
-        let f = reg
-            .gauge_vec("in_flight", "In flight.", &["route"])
-            .unwrap();
-        f.with(&["a"]).unwrap().inc();
-        f.with(&["c"]).unwrap().inc();
-        let mut warm = String::new();
-        reg.encode_prometheus(&mut warm).unwrap();
-        assert_eq!((lines_of(&warm, "a"), lines_of(&warm, "b")), (1, 0));
-        let scraper = {
-            let reg = reg.clone();
-            thread::spawn(move || {
-                let mut text = String::new();
-                reg.encode_prometheus(&mut text).unwrap();
-                text
-            })
-        };
+        let (reg, f, scraper) = scraping_two_routes();
         f.with(&["b"]).unwrap().inc();
         let racing = scraper.join().unwrap();
         assert_eq!((lines_of(&racing, "a"), lines_of(&racing, "c")), (1, 1));
@@ -326,22 +334,7 @@ fn m9_scrape_after_insert_lists_it() {
 #[test]
 fn m10_overlapping_walks_each_read_a_whole_list() {
     explore_bounded("M10 overlapping walks vs rebuild", Some(2), || {
-        let reg = Registry::new();
-        let f = reg
-            .gauge_vec("in_flight", "In flight.", &["route"])
-            .unwrap();
-        f.with(&["a"]).unwrap().inc();
-        f.with(&["c"]).unwrap().inc();
-        let mut warm = String::new();
-        reg.encode_prometheus(&mut warm).unwrap();
-        let scraper = {
-            let reg = reg.clone();
-            thread::spawn(move || {
-                let mut text = String::new();
-                reg.encode_prometheus(&mut text).unwrap();
-                text
-            })
-        };
+        let (reg, f, scraper) = scraping_two_routes();
         f.with(&["b"]).unwrap().inc();
         let mut mine = String::new();
         reg.encode_prometheus(&mut mine).unwrap();

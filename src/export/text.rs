@@ -86,15 +86,14 @@ impl Registry {
 
 fn encode_family(out: &mut impl Write, om: bool, family: &mut FamilyView<'_>) -> fmt::Result {
     let name = family.name();
+    let summary = family.exported_as_summary();
     let (kind, name, suffix) = match family.kind() {
         // OpenMetrics names a counter family without `_total` and its
         // samples with it.
         MetricKind::Counter if om => ("counter", counter_base(name), "_total"),
         MetricKind::Counter => ("counter", name, ""),
         MetricKind::Gauge => ("gauge", name, ""),
-        MetricKind::Histogram | MetricKind::Timer if family.exported_as_summary() => {
-            ("summary", name, "")
-        }
+        MetricKind::Histogram | MetricKind::Timer if summary => ("summary", name, ""),
         MetricKind::Histogram | MetricKind::Timer => ("histogram", name, ""),
     };
     header(out, om, name, family.help(), kind, family.unit())?;
@@ -110,7 +109,7 @@ fn encode_family(out: &mut impl Write, om: bool, family: &mut FamilyView<'_>) ->
                 sample_start(out, name, "", labels, None)?;
                 float(out, x)?;
             }
-            Value::Distribution(d) if kind == "summary" => {
+            Value::Distribution(d) if summary => {
                 let s = d.snapshot();
                 for (q, text) in QUANTILES {
                     sample_start(out, name, "", labels, Some(("quantile", text)))?;

@@ -209,8 +209,11 @@ impl HistogramBuilder {
     }
 }
 
-/// `1 / scale` when it is an integer (1e-9 → 1e9), else `None`.
-fn per_unit(scale: f64) -> Option<f64> {
+/// `1 / scale` when it is an integer (1e-9 → 1e9), else `None`: dividing
+/// by it converts recorded integers to base units with correct rounding
+/// (9 ms is 0.009, not 0.009000000000000001), and multiplying by it the
+/// other way. Shared with the registry's export.
+pub(crate) fn per_unit(scale: f64) -> Option<f64> {
     let inv = (1.0 / scale).round();
     (inv >= 1.0 && ((inv * scale) - 1.0).abs() < 1e-12).then_some(inv)
 }

@@ -3,6 +3,7 @@
 //! unit that the collection walk derives bucket counts with.
 
 use super::error::{MetricKind, RegistryError};
+use crate::histogram::per_unit;
 use crate::primitive::Arc;
 
 /// How a histogram or timer family is exported; see
@@ -95,7 +96,7 @@ impl Buckets {
 /// The largest recorded integer `v` with `v × scale ≤ bound` (saturating;
 /// bounds are never negative, see `Family::set_buckets`).
 pub(super) fn threshold(bound: f64, scale: f64) -> u64 {
-    let x = match inverse(scale) {
+    let x = match per_unit(scale) {
         Some(inv) => bound * inv,
         None => bound / scale,
     };
@@ -114,16 +115,9 @@ pub(super) fn threshold(bound: f64, scale: f64) -> u64 {
     }
 }
 
-/// `1 / scale` when it is an integer (1e-9 → 1e9): dividing by it rounds
-/// exported values correctly (9 ms is 0.009, not 0.009000000000000001).
-fn inverse(scale: f64) -> Option<f64> {
-    let inv = (1.0 / scale).round();
-    (inv >= 1.0 && ((inv * scale) - 1.0).abs() < 1e-12).then_some(inv)
-}
-
 /// A recorded integer in the family's base unit.
 pub(super) fn scaled(v: u64, scale: f64) -> f64 {
-    match inverse(scale) {
+    match per_unit(scale) {
         Some(inv) if inv != 1.0 => v as f64 / inv,
         _ => v as f64 * scale,
     }
