@@ -128,6 +128,8 @@
 pub mod counter;
 pub mod cpu;
 pub mod export;
+#[cfg(all(feature = "metrics", not(loom)))]
+pub mod facade;
 mod gauge;
 pub mod histogram;
 mod primitive;

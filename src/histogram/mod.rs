@@ -283,6 +283,24 @@ impl Histogram {
     /// ```
     #[inline]
     pub fn record_f64(&self, value: f64) {
+        self.record_f64_n(value, 1);
+    }
+
+    /// Records `n` occurrences of a base-unit value, as
+    /// [`record_f64`](Self::record_f64) records one (an invalid value
+    /// counts `n` times in [`invalid`](Self::invalid)); nothing if `n` is 0.
+    ///
+    /// ```
+    /// let h = metricz::Histogram::builder().scale(0.5).build()?;
+    /// h.record_f64_n(2.0, 3); // three records of 4 (× 0.5)
+    /// assert_eq!((h.snapshot().count(), h.snapshot().sum()), (3, 12));
+    /// # Ok::<(), metricz::HistogramError>(())
+    /// ```
+    #[inline]
+    pub fn record_f64_n(&self, value: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
         let inner = &*self.inner;
         let x = match inner.per_unit {
             Some(per_unit) => value * per_unit,
@@ -291,12 +309,12 @@ impl Histogram {
         if x >= 0.0 {
             // `as` saturates: +∞ and values past 2^64 become u64::MAX,
             // which `record` clamps to the range and counts.
-            self.record(x.round() as u64);
+            self.record_n(x.round() as u64, n);
         } else {
             // Negative or NaN. Relaxed: a tally, read by `invalid`.
-            inner.invalid.fetch_add(1, Relaxed);
+            inner.invalid.fetch_add(n, Relaxed);
             if !x.is_nan() {
-                self.record(0);
+                self.record_n(0, n);
             }
         }
     }

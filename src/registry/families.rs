@@ -204,6 +204,18 @@ impl Registry {
         Ok((family, true))
     }
 
+    /// The registered family `name` if it is of kind `M`, whatever its
+    /// label names.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn existing<M: Stored>(&self, name: &str) -> Option<Family<M>> {
+        let families = self
+            .inner
+            .families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        families.get(name).and_then(M::unwrap).cloned()
+    }
+
     fn single<M: Stored + Clone>(
         &self,
         name: &str,

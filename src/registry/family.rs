@@ -5,7 +5,7 @@ use super::buckets::{check_buckets, check_scale, ExportOptions};
 use super::error::{MetricKind, RegistryError};
 use super::labels::LabelValues;
 use super::map::{Insert, Node, SeriesMap};
-use crate::primitive::{Arc, AtomicU64, Mutex, Ordering::Relaxed};
+use crate::primitive::{Arc, AtomicU64, Mutex, OnceLock, Ordering::Relaxed};
 use crate::{Counter, Gauge, Histogram, Timer};
 use crossbeam_epoch::Guard;
 use std::fmt;
@@ -91,6 +91,9 @@ pub(crate) struct Inner<M> {
     overflowed: AtomicU64,
     /// How collection exports the family (histograms and timers).
     pub(crate) export: Mutex<ExportOptions>,
+    /// Help and unit given after registration to a family registered
+    /// without help (the `metrics` facade's `describe_*` after first use).
+    pub(crate) described: OnceLock<(String, Option<String>)>,
     /// The series sorted by label values as of the map version it was
     /// built at; collection rebuilds it only when series came or went, so
     /// a steady-state scrape neither sorts nor allocates. Holds handles, so
@@ -147,6 +150,7 @@ impl<M: Metric> Family<M> {
                 overflow,
                 overflowed: AtomicU64::new(0),
                 export: Mutex::new(ExportOptions::for_kind(M::KIND)),
+                described: OnceLock::new(),
                 sorted: Mutex::new(Sorted {
                     version: None,
                     series: Arc::new(Vec::new()),
@@ -342,12 +346,67 @@ impl<M: Metric> Family<M> {
 
     /// The help text.
     pub fn help(&self) -> &str {
-        &self.inner.help
+        match self.inner.described.get() {
+            Some((help, _)) => help,
+            None => &self.inner.help,
+        }
     }
 
     /// The unit, if one was given.
     pub fn unit(&self) -> Option<&str> {
-        self.inner.unit.as_deref()
+        match self.inner.described.get() {
+            Some((_, unit)) => unit.as_deref(),
+            None => self.inner.unit.as_deref(),
+        }
+    }
+
+    /// Gives a family registered without help its help and unit, once
+    /// (later calls, and calls on a family with help, change nothing);
+    /// `true` if this call set them. For descriptions that arrive after
+    /// first use, as the `metrics` facade's may.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn describe_late(&self, help: &str, unit: Option<&str>) -> bool {
+        if !self.inner.help.is_empty() {
+            return false;
+        }
+        let unit = unit.or(self.inner.unit.as_deref());
+        self.inner
+            .described
+            .set((help.to_string(), unit.map(str::to_string)))
+            .is_ok()
+    }
+
+    /// A number that changes whenever a series may have left the map
+    /// (removal, eviction, `clear`, and table growth): a holder of a
+    /// series handle that reads the same number as when it looked the
+    /// series up knows the series was not removed in between.
+    ///
+    /// Acquire pairs with the Release bump that follows each unlink, so a
+    /// lookup after a load that sees a removal's bump does not find the
+    /// removed series (loom M11).
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn changes(&self) -> u64 {
+        self.inner.map.changes()
+    }
+
+    /// [`changes`](Self::changes), for the loom models.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn changes_for_tests(&self) -> u64 {
+        self.changes()
+    }
+
+    /// A handle to the family's overflow series, counted as an overflowed
+    /// lookup: for series the family cannot hold under their own labels
+    /// (the facade's keys whose label names differ from the family's).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn overflow_handle(&self) -> M
+    where
+        M: Clone,
+    {
+        self.inner.overflowed.fetch_add(1, Relaxed);
+        self.inner.overflow.clone()
     }
 
     /// The label names, in order.
@@ -448,8 +507,8 @@ impl<M: Metric> Family<M> {
     pub(super) fn common(&self) -> Common<'_> {
         Common {
             name: &self.inner.name,
-            help: &self.inner.help,
-            unit: self.inner.unit.as_deref(),
+            help: self.help(),
+            unit: self.unit(),
             label_names: &self.inner.label_names,
             overflowed: self.overflowed(),
         }

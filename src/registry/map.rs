@@ -158,6 +158,14 @@ impl<V> SeriesMap<V> {
         )
     }
 
+    /// The count of removals and table replacements (see `changes`).
+    #[inline]
+    pub(crate) fn changes(&self) -> u64 {
+        // Acquire pairs with the Release bumps after each unlink and table
+        // swap: a lookup after a load that reads a bump sees that change.
+        self.changes.load(Acquire)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len.load(Relaxed)
     }

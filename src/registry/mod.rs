@@ -104,6 +104,8 @@ mod labels;
 mod map;
 mod recorder;
 mod stored;
+#[cfg_attr(not(feature = "metrics"), allow(unused_imports))]
+pub(crate) use stored::Stored;
 
 pub use buckets::{DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS};
 pub use collect::{

@@ -9,7 +9,7 @@ use crate::{Counter, Gauge, Histogram, Timer};
 
 /// A family of any kind, as the registry stores it.
 #[derive(Clone, Debug)]
-pub(super) enum AnyFamily {
+pub(crate) enum AnyFamily {
     Counter(Family<Counter>),
     Gauge(Family<Gauge>),
     Histogram(Family<Histogram>),
@@ -58,10 +58,10 @@ impl AnyFamily {
 }
 
 /// How a family makes its series.
-pub(super) type Make<M> = Box<dyn Fn() -> M + Send + Sync>;
+pub(crate) type Make<M> = Box<dyn Fn() -> M + Send + Sync>;
 
 /// Converts between a typed family and [`AnyFamily`].
-pub(super) trait Stored: Metric + Sized {
+pub(crate) trait Stored: Metric + Sized {
     fn wrap(family: Family<Self>) -> AnyFamily;
     fn unwrap(family: &AnyFamily) -> Option<&Family<Self>>;
     fn make(arena: &Arc<Arena>) -> Make<Self>;

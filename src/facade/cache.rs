@@ -1,0 +1,192 @@
+//! Each thread's cache from `metrics` keys to its own handles: the
+//! facade's hot path.
+//!
+//! An open-addressing table (linear probing, power-of-two capacity) in a
+//! thread-local, indexed by the key's precomputed hash mixed with the
+//! recorder's id and the kind, and compared in full (recorder, kind, then
+//! [`Key`]'s equality, which compares names and labels, in any order).
+//! Nothing here is shared between threads: the only shared memory a hit
+//! reads is the family's change number (one load) and the series' metric
+//! it then writes.
+
+use super::resolve::{Kind, Resolved};
+use super::Shared;
+use crate::{Counter, Gauge, Histogram};
+use metrics::Key;
+use std::cell::RefCell;
+
+/// Keys a thread caches before its cache starts over.
+pub(super) const MAX_ENTRIES: usize = 4096;
+/// Slots of a cache that holds `MAX_ENTRIES` (at most 1/2 full).
+const MAX_SLOTS: usize = 2 * MAX_ENTRIES;
+/// Slots of a new cache.
+const MIN_SLOTS: usize = 16;
+
+/// A cached key's series, by kind.
+pub(super) enum Slot {
+    Counter(Resolved<Counter>),
+    Gauge(Resolved<Gauge>),
+    Histogram(Resolved<Histogram>),
+}
+
+/// Picks a kind's variant out of [`Slot`].
+pub(super) trait Cached: Kind {
+    /// Mixed into the index, so one key as two kinds takes two slots.
+    const TAG: u64;
+    fn get(slot: &mut Slot) -> Option<&mut Resolved<Self>>;
+    fn put(resolved: Resolved<Self>) -> Slot;
+}
+
+macro_rules! cached {
+    ($ty:ident, $tag:expr) => {
+        impl Cached for $ty {
+            const TAG: u64 = $tag;
+            #[inline]
+            fn get(slot: &mut Slot) -> Option<&mut Resolved<Self>> {
+                match slot {
+                    Slot::$ty(r) => Some(r),
+                    _ => None,
+                }
+            }
+            fn put(resolved: Resolved<Self>) -> Slot {
+                Slot::$ty(resolved)
+            }
+        }
+    };
+}
+cached!(Counter, 0x9e37_79b9_7f4a_7c15);
+cached!(Gauge, 0xc2b2_ae3d_27d4_eb4f);
+cached!(Histogram, 0x1656_67b1_9e37_79f9);
+
+struct Entry {
+    /// The mixed hash (index and a fast first comparison).
+    hash: u64,
+    recorder: u64,
+    key: Key,
+    slot: Slot,
+}
+
+/// One thread's table.
+struct Cache {
+    slots: Vec<Option<Entry>>,
+    len: usize,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache {
+            slots: Vec::new(),
+            len: 0,
+        })
+    };
+}
+
+/// The handle for `key` of kind `M` from `shared`'s recorder: this
+/// thread's cached one, else resolved (and cached).
+#[inline]
+pub(super) fn lookup<M: Cached>(shared: &Shared, key: &Key) -> M::Handle {
+    let hit = CACHE.try_with(|cache| match cache.try_borrow_mut() {
+        Ok(mut cache) => Some(cache.handle::<M>(shared, key)),
+        // Re-entered (a handle's drop inside a resolution called back):
+        // resolve without the cache.
+        Err(_) => None,
+    });
+    match hit {
+        Ok(Some(handle)) => handle,
+        // The thread's cache is gone (thread exit) or in use.
+        _ => handle_of(&shared.resolve::<M>(key)),
+    }
+}
+
+#[inline]
+fn handle_of<M: Kind>(resolved: &Resolved<M>) -> M::Handle {
+    match &resolved.local {
+        Some(local) => M::handle(local),
+        None => M::noop(),
+    }
+}
+
+/// The slot index of a mixed hash: its top bits (the multiplication in
+/// [`mix`] moves every input bit there).
+#[inline]
+fn index(hash: u64, slots: usize) -> usize {
+    (hash >> (64 - slots.trailing_zeros())) as usize
+}
+
+/// The key's hash (whose low bits are not mixed) with the recorder and
+/// kind, multiplied so all of them reach the top bits.
+#[inline]
+fn mix(key: u64, recorder: u64, tag: u64) -> u64 {
+    (key ^ recorder.rotate_left(32) ^ tag).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+impl Cache {
+    #[inline]
+    fn handle<M: Cached>(&mut self, shared: &Shared, key: &Key) -> M::Handle {
+        let hash = mix(key.get_hash(), shared.id, M::TAG);
+        if !self.slots.is_empty() {
+            let mask = self.slots.len() - 1;
+            let mut i = index(hash, self.slots.len());
+            while let Some(entry) = &mut self.slots[i] {
+                if entry.hash == hash && entry.recorder == shared.id && entry.key == *key {
+                    if let Some(resolved) = M::get(&mut entry.slot) {
+                        if !resolved.is_fresh() {
+                            // Removed or evicted since (or the table grew):
+                            // look the series up again.
+                            *resolved = shared.resolve::<M>(key);
+                        }
+                        return handle_of(resolved);
+                    }
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        self.insert::<M>(shared, key, hash)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert<M: Cached>(&mut self, shared: &Shared, key: &Key, hash: u64) -> M::Handle {
+        let resolved = shared.resolve::<M>(key);
+        let handle = handle_of(&resolved);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = index(hash, self.slots.len());
+        while self.slots[i].is_some() {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Some(Entry {
+            hash,
+            recorder: shared.id,
+            key: key.clone(),
+            slot: M::put(resolved),
+        });
+        self.len += 1;
+        handle
+    }
+
+    /// Doubles the table, or empties it when it holds `MAX_ENTRIES`.
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        if old.len() >= MAX_SLOTS {
+            self.slots = (0..MAX_SLOTS).map(|_| None).collect();
+            self.len = 0;
+            // Dropped after the table is consistent again: a handle's drop
+            // never calls back into the cache, but keep it safe anyway.
+            drop(old);
+            return;
+        }
+        let slots = (old.len() * 2).max(MIN_SLOTS);
+        self.slots = (0..slots).map(|_| None).collect();
+        let mask = slots - 1;
+        for entry in old.into_iter().flatten() {
+            let mut i = index(entry.hash, slots);
+            while self.slots[i].is_some() {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = Some(entry);
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! From a `metrics` key to a series: sanitised names, sorted labels, the
+//! family (created, found, or the overflow series of a conflicting one),
+//! and the descriptions.
+
+use super::handles::Local;
+use super::{Rejection, Shared};
+use crate::registry::{
+    Family, Metric, RegistryError, Stored, DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS,
+};
+use crate::{Counter, Gauge, Histogram, Registry};
+use metrics::{Key, KeyName, SharedString, Unit};
+use std::sync::Arc;
+
+/// A key resolved to a series, as a thread's cache keeps it.
+pub(super) struct Resolved<M> {
+    /// The thread's own wrapper of the series' metric; `None` for a
+    /// rejected key (the handles record nothing).
+    pub(super) local: Option<Arc<Local<M>>>,
+    /// The family and its change number read before the lookup, to tell
+    /// whether the series may have been removed since; `None` where there
+    /// is nothing to look up again (the overflow series, a rejection).
+    pub(super) watch: Option<(Family<M>, u64)>,
+}
+
+impl<M: Metric> Resolved<M> {
+    /// Whether the series may have left its family since it was resolved.
+    #[inline]
+    pub(super) fn is_fresh(&self) -> bool {
+        match &self.watch {
+            Some((family, seen)) => family.changes() == *seen,
+            None => true,
+        }
+    }
+}
+
+/// A kind of metric the facade records, and its `metrics` handle.
+pub(super) trait Kind: Metric + Stored + Clone + Sized {
+    /// `metrics::Counter`, `Gauge` or `Histogram`.
+    type Handle;
+
+    /// The handle over a thread's wrapper (an `Arc` clone).
+    fn handle(local: &Arc<Local<Self>>) -> Self::Handle;
+
+    /// The handle that records nothing.
+    fn noop() -> Self::Handle;
+
+    /// The family `name` with these (sorted) label names, created if
+    /// absent.
+    fn family(
+        registry: &Registry,
+        name: &str,
+        labels: &[&str],
+        help: &str,
+        unit: Option<Unit>,
+    ) -> Result<Family<Self>, RegistryError>;
+}
+
+impl Kind for Counter {
+    type Handle = metrics::Counter;
+
+    #[inline]
+    fn handle(local: &Arc<Local<Self>>) -> metrics::Counter {
+        metrics::Counter::from_arc(Arc::clone(local))
+    }
+
+    fn noop() -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+
+    fn family(
+        registry: &Registry,
+        name: &str,
+        labels: &[&str],
+        help: &str,
+        unit: Option<Unit>,
+    ) -> Result<Family<Self>, RegistryError> {
+        described(registry, name, labels, help, unit).counter_vec()
+    }
+}
+
+impl Kind for Gauge {
+    type Handle = metrics::Gauge;
+
+    #[inline]
+    fn handle(local: &Arc<Local<Self>>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(Arc::clone(local))
+    }
+
+    fn noop() -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+
+    fn family(
+        registry: &Registry,
+        name: &str,
+        labels: &[&str],
+        help: &str,
+        unit: Option<Unit>,
+    ) -> Result<Family<Self>, RegistryError> {
+        described(registry, name, labels, help, unit).gauge_vec()
+    }
+}
+
+/// The most a facade histogram records, in recorded integers: 10¹⁵ (11.6
+/// days in nanoseconds). The HDR blocks are allocated as values reach
+/// them, so the range costs nothing until used.
+const HISTOGRAM_HIGHEST: u64 = 1_000_000_000_000_000;
+
+impl Kind for Histogram {
+    type Handle = metrics::Histogram;
+
+    #[inline]
+    fn handle(local: &Arc<Local<Self>>) -> metrics::Histogram {
+        metrics::Histogram::from_arc(Arc::clone(local))
+    }
+
+    fn noop() -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+
+    fn family(
+        registry: &Registry,
+        name: &str,
+        labels: &[&str],
+        help: &str,
+        unit: Option<Unit>,
+    ) -> Result<Family<Self>, RegistryError> {
+        let unit = unit.or_else(|| unit_of_name(name));
+        let (scale, buckets) = histogram_scale(unit);
+        described(registry, name, labels, help, unit)
+            .range(1, HISTOGRAM_HIGHEST)
+            .scale(scale)
+            .buckets(&buckets)
+            .histogram_vec()
+    }
+}
+
+/// A description of `name` for registration.
+fn described<'a>(
+    registry: &'a Registry,
+    name: &'a str,
+    labels: &'a [&'a str],
+    help: &'a str,
+    unit: Option<Unit>,
+) -> crate::registry::Describe<'a> {
+    let describe = registry.describe(name, help).labels(labels);
+    match unit.filter(|u| exported_unit(*u)) {
+        Some(unit) => describe.unit(unit.as_str()),
+        None => describe,
+    }
+}
+
+/// Whether `unit` is written as an OpenMetrics UNIT (`count` is no unit).
+fn exported_unit(unit: Unit) -> bool {
+    unit != Unit::Count
+}
+
+/// A histogram's scale (the base-unit value of one recorded integer) and
+/// its default export buckets (in the base unit).
+pub(super) fn histogram_scale(unit: Option<Unit>) -> (f64, Vec<f64>) {
+    let timer = |per_second: f64| {
+        DEFAULT_TIMER_BUCKETS
+            .iter()
+            .map(|b| b * per_second)
+            .collect()
+    };
+    match unit {
+        Some(Unit::Seconds) => (1e-9, timer(1.0)),
+        Some(Unit::Milliseconds) => (1e-6, timer(1e3)),
+        Some(Unit::Microseconds) => (1e-3, timer(1e6)),
+        Some(Unit::Nanoseconds) => (1.0, timer(1e9)),
+        _ => (1e-3, DEFAULT_HISTOGRAM_BUCKETS.to_vec()),
+    }
+}
+
+/// The time unit a name ends in (`…_seconds`), if any.
+fn unit_of_name(name: &str) -> Option<Unit> {
+    [
+        ("_seconds", Unit::Seconds),
+        ("_milliseconds", Unit::Milliseconds),
+        ("_microseconds", Unit::Microseconds),
+        ("_nanoseconds", Unit::Nanoseconds),
+    ]
+    .into_iter()
+    .find(|(suffix, _)| name.ends_with(suffix))
+    .map(|(_, unit)| unit)
+}
+
+/// A `metrics` name as a Prometheus metric name (`colons`) or label name:
+/// characters outside `[a-zA-Z0-9_]` (and `:` for metric names) become
+/// `_`, and a leading digit gains a `_`. Empty stays empty (and is
+/// rejected by the registry).
+pub(super) fn sanitize(name: &str, colons: bool) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        out.push('_');
+    }
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':') {
+            c
+        } else {
+            '_'
+        }
+    }));
+    out
+}
+
+impl Shared {
+    /// Resolves `key` to a series of kind `M` (the cache's miss path: it
+    /// may lock and allocate).
+    #[cold]
+    pub(super) fn resolve<M: Kind>(&self, key: &Key) -> Resolved<M> {
+        match self.try_resolve::<M>(key) {
+            Ok(resolved) => resolved,
+            Err(rejection) => {
+                self.rejected
+                    .with(&[rejection.label()])
+                    .map(|c| c.inc())
+                    .ok();
+                // Relaxed: a tally.
+                self.rejected_total
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Resolved {
+                    local: None,
+                    watch: None,
+                }
+            }
+        }
+    }
+
+    fn try_resolve<M: Kind>(&self, key: &Key) -> Result<Resolved<M>, Rejection> {
+        let name = sanitize(key.name(), true);
+        let mut labels: Vec<(String, &str)> = key
+            .labels()
+            .map(|l| (sanitize(l.key(), false), l.value()))
+            .collect();
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = labels.iter().map(|(n, _)| n.as_str()).collect();
+        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
+        let (help, unit) = self.description(&name);
+        let family = match M::family(&self.registry, &name, &names, &help, unit) {
+            Ok(family) => family,
+            Err(RegistryError::LabelNamesConflict { .. }) => {
+                // Counted where the family's sums stay whole.
+                return match self.registry.existing::<M>(&name) {
+                    Some(family) => Ok(Resolved {
+                        local: Some(Arc::new(Local(family.overflow_handle()))),
+                        watch: None,
+                    }),
+                    None => Err(Rejection::Kind),
+                };
+            }
+            Err(e) => return Err(Rejection::of(&e)),
+        };
+        // Before the lookup: a removal after this read changes the number
+        // the cache compares, so the entry is resolved again.
+        let seen = family.changes();
+        let metric = family.handle(&values[..]).map_err(|e| Rejection::of(&e))?;
+        Ok(Resolved {
+            local: Some(Arc::new(Local(metric))),
+            watch: Some((family, seen)),
+        })
+    }
+
+    /// The help and unit described for `name` (empty help if none).
+    fn description(&self, name: &str) -> (String, Option<Unit>) {
+        let descriptions = self.descriptions.lock().unwrap_or_else(|e| e.into_inner());
+        descriptions
+            .get(name)
+            .cloned()
+            .unwrap_or((String::new(), None))
+    }
+
+    /// Records a description of `name` (the first one wins) and gives it
+    /// to the family if it already exists without help.
+    pub(super) fn describe<M: Kind>(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
+        let name = sanitize(key.as_str(), true);
+        {
+            let mut descriptions = self.descriptions.lock().unwrap_or_else(|e| e.into_inner());
+            descriptions
+                .entry(name.clone())
+                .or_insert_with(|| (help.to_string(), unit));
+        }
+        if let Some(family) = self.registry.existing::<M>(&name) {
+            let unit = unit.filter(|u| exported_unit(*u)).map(|u| u.as_str());
+            family.describe_late(&help, unit);
+        }
+    }
+}
