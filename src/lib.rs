@@ -44,6 +44,8 @@
 //! grown and pruned with `crossbeam_epoch` reclamation, bounded by a
 //! per-family cardinality limit, and read by every exporter through one
 //! walk: Prometheus text and OpenMetrics, JSON, StatsD, InfluxDB.
+//! With the `metrics` feature, [`facade`] makes a registry the backend of
+//! the [`metrics`](https://docs.rs/metrics) facade's macros.
 //!
 //! # Example
 //!

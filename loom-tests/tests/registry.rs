@@ -1,4 +1,4 @@
-//! Series-map invariants M1–M9 (the registry's epoch-reclaimed map; under
+//! Series-map invariants M1–M11 (the registry's epoch-reclaimed map; under
 //! loom its tables start at 2 slots, so a second series already grows them).
 #![cfg(loom)]
 
@@ -351,4 +351,53 @@ fn m10_overlapping_walks_each_read_a_whole_list() {
             "the walk after the insert, overlapping another:\n{mine}"
         );
     });
+}
+
+/// M11: the `metrics` facade's thread caches keep a series handle with the
+/// family's change number read before the lookup, and look the series up
+/// again when the number has moved (`src/facade/cache.rs`). A cached call
+/// racing the removal of its series either reads the old number and counts
+/// into the old series (detached by then or just after, as any handle
+/// racing a removal), or reads the removal's bump and looks up again,
+/// finding no trace of the removed series: its increment reaches the live
+/// series. Acquire on the change number (pairing with the Release bump
+/// after the unlink) is what makes the second case hold; the model checks
+/// that both cases were explored.
+#[test]
+fn m11_cached_handle_follows_removal() {
+    let stale = Witness::default();
+    let fresh = Witness::default();
+    let (saw_stale, saw_fresh) = (stale.clone(), fresh.clone());
+    explore("M11 facade cache vs remove", move || {
+        let f = family(10);
+        // The cache entry: the number first, then the lookup.
+        let seen = f.changes_for_tests();
+        let cached = f.handle(&["a"]).unwrap();
+        let user = {
+            let (f, cached) = (f.clone(), cached.clone());
+            thread::spawn(move || {
+                if f.changes_for_tests() == seen {
+                    cached.inc();
+                    false
+                } else {
+                    f.handle(&["a"]).unwrap().inc();
+                    true
+                }
+            })
+        };
+        assert!(f.remove(&["a"]).unwrap());
+        let looked_again = user.join().unwrap();
+        let live = f.find(&["a"]).unwrap().map(|c| c.get());
+        if looked_again {
+            saw_fresh.mark();
+            assert_eq!((cached.get(), live), (0, Some(1)));
+        } else {
+            saw_stale.mark();
+            assert_eq!((cached.get(), live), (1, None));
+        }
+        // A call after the removal returned always looks up again.
+        assert_ne!(f.changes_for_tests(), seen);
+    });
+    stale.assert_seen("M11: a cached call that counted before seeing the removal");
+    fresh.assert_seen("M11: a cached call that saw the removal and looked up again");
 }
