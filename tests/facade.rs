@@ -4,6 +4,8 @@
 //! eviction.
 
 use metrics::{counter, gauge, histogram, with_local_recorder, Unit};
+mod support;
+
 use metricz::facade::{self, Recorder};
 use metricz::registry::RegistryError;
 use metricz::Registry;
@@ -188,6 +190,8 @@ fn names_are_sanitised() {
     let (registry, _) = recorded(|| {
         counter!("http.requests-total", "content.type" => "json").increment(2);
         gauge!("9lives").set(1.0);
+        metrics::describe_counter!("served", "Served.");
+        counter!("served").increment(3);
     });
     let out = text(&registry);
     assert!(
@@ -195,6 +199,9 @@ fn names_are_sanitised() {
         "{out}"
     );
     assert!(out.contains("_9lives 1\n"), "{out}");
+    // Counters gain `_total`, and their descriptions follow.
+    assert!(out.contains("served_total 3\n"), "{out}");
+    assert!(out.contains("# HELP served_total Served.\n"), "{out}");
 }
 
 #[test]
@@ -228,7 +235,7 @@ fn another_kind_records_nothing_and_is_counted() {
     });
     assert_eq!(recorder.rejected(), 3);
     let out = text(&registry);
-    assert!(out.contains("busy 1\n"), "{out}");
+    assert!(out.contains("busy_total 1\n"), "{out}");
     assert!(
         out.contains("metricz_facade_rejected_total{reason=\"kind\"} 1\n"),
         "{out}"
@@ -415,4 +422,50 @@ fn registry_errors_stay_typed_for_direct_use() {
         registry.counter_vec("typed_total", "", &["b"]),
         Err(RegistryError::LabelNamesConflict { .. })
     ));
+}
+
+/// Conflicts, sanitised names, overflow and rejections still make output
+/// that promtool and the Python parser accept, in both formats.
+#[test]
+fn conflicting_keys_still_make_valid_output() {
+    use metricz::export::Format;
+    let (registry, recorder) = recorded(|| {
+        metrics::describe_histogram!("io.wait", Unit::Seconds, "Waits.");
+        counter!("jobs_total", "queue" => "mail").increment(1);
+        counter!("jobs_total", "host" => "a").increment(2); // other label names
+        gauge!("jobs_total").set(1.0); // another kind
+        counter!("http.hits-all", "x.y" => "1").increment(1);
+        histogram!("io.wait", "disk" => "sda").record(0.01);
+        histogram!("io.wait").record(0.02); // other label names
+    });
+    assert_eq!(recorder.rejected(), 1);
+    let out = text(&registry);
+    support::clients::promtool_accepts(&out);
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let mut buf = String::new();
+        metricz::export::text::encode(&registry, format, &mut buf).unwrap();
+        let samples = support::clients::python_samples(&buf, format);
+        let find = |name: &str, labels: &[(&str, &str)]| {
+            samples
+                .iter()
+                .find(|(n, l, _)| n == name && *l == support::clients::labels(labels))
+                .map(|s| s.2)
+        };
+        assert_eq!(find("jobs_total", &[("queue", "mail")]), Some(1.0), "{buf}");
+        assert_eq!(find("jobs_total", &[("metricz_overflow", "true")]), Some(2.0), "{buf}");
+        assert_eq!(find("http_hits_all_total", &[("x_y", "1")]), Some(1.0), "{buf}");
+        assert_eq!(find("io_wait_count", &[("disk", "sda")]), Some(1.0), "{buf}");
+        assert_eq!(find("io_wait_count", &[("metricz_overflow", "true")]), Some(1.0), "{buf}");
+        assert_eq!(
+            find("metricz_facade_rejected_total", &[("reason", "kind")]),
+            Some(1.0),
+            "{buf}"
+        );
+    }
+}
+
+#[test]
+fn no_rejection_no_rejection_family() {
+    let (registry, _) = recorded(|| counter!("fine_total").increment(1));
+    assert!(!text(&registry).contains("metricz_facade_rejected"));
 }

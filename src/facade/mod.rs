@@ -42,7 +42,10 @@
 //! `http_requests`) and a leading digit gains a `_`; label names the same
 //! without `:`. Each family's label names are sorted, so keys whose labels
 //! differ only in order are one series. Names starting with `metricz_` stay
-//! the registry's own.
+//! the registry's own. A counter's name gains `_total` if it lacks it
+//! (`counter!("requests")` is `requests_total`): Prometheus names counters
+//! so, and stores that name anyway when it scrapes OpenMetrics, which the
+//! endpoint serves it by preference.
 //!
 //! **Histogram resolution.** A histogram's recorded integers are its
 //! values divided by a scale chosen from its unit: the unit of
@@ -103,7 +106,7 @@ use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A [`metrics::Recorder`] over a [`Registry`]. Cloning is cheap and shares
 /// the recorder (and its threads' caches).
@@ -132,8 +135,9 @@ pub(crate) struct Shared {
     registry: Registry,
     /// Descriptions by (sanitised) name: help and unit.
     descriptions: Mutex<HashMap<String, (String, Option<Unit>)>>,
-    /// `metricz_facade_rejected_total{reason}`.
-    rejected: CounterVec,
+    /// `metricz_facade_rejected_total{reason}`, registered at the first
+    /// rejection (so a registry without one exports no such family).
+    rejected: OnceLock<Option<CounterVec>>,
     /// Every rejection (all reasons), for [`Recorder::rejected`].
     rejected_total: AtomicU64,
 }
@@ -142,20 +146,13 @@ impl Recorder {
     /// A recorder that records into `registry`.
     pub fn new(registry: Registry) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let rejected = registry
-            .self_counter_vec(
-                "metricz_facade_rejected_total",
-                "metrics facade keys that record nothing, by reason: kind (the name is another kind's), name (no valid name), labels (a reserved or repeated label name).",
-                &["reason"],
-            )
-            .expect("a valid name and label, and the name is reserved to this recorder");
         Recorder {
             shared: Arc::new(Shared {
                 // Relaxed: only uniqueness matters.
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 registry,
                 descriptions: Mutex::new(HashMap::new()),
-                rejected,
+                rejected: OnceLock::new(),
                 rejected_total: AtomicU64::new(0),
             }),
         }
@@ -247,6 +244,29 @@ enum Rejection {
     Kind,
     Name,
     Labels,
+}
+
+impl Shared {
+    /// Counts a rejection, by reason and in all.
+    fn reject(&self, rejection: Rejection) {
+        let family = self.rejected.get_or_init(|| {
+            // The name is reserved to metricz (`metricz_`), valid, and of
+            // this kind and label wherever it is registered, so this
+            // succeeds; if it ever did not, the total below still counts.
+            self.registry
+                .self_counter_vec(
+                    "metricz_facade_rejected_total",
+                    "metrics facade keys that record nothing, by reason: kind (the name is another kind's), name (no valid name), labels (a reserved or repeated label name).",
+                    &["reason"],
+                )
+                .ok()
+        });
+        if let Some(family) = family {
+            family.with(&[rejection.label()]).map(|c| c.inc()).ok();
+        }
+        // Relaxed: a tally.
+        self.rejected_total.fetch_add(1, Relaxed);
+    }
 }
 
 impl Rejection {

@@ -44,6 +44,11 @@ pub(super) trait Kind: Metric + Stored + Clone + Sized {
     /// The handle that records nothing.
     fn noop() -> Self::Handle;
 
+    /// The family name for a sanitised `metrics` name.
+    fn family_name(sanitised: String) -> String {
+        sanitised
+    }
+
     /// The family `name` with these (sorted) label names, created if
     /// absent.
     fn family(
@@ -65,6 +70,15 @@ impl Kind for Counter {
 
     fn noop() -> metrics::Counter {
         metrics::Counter::noop()
+    }
+
+    /// Counters end in `_total`, as Prometheus names them and as
+    /// OpenMetrics writes their samples anyway.
+    fn family_name(mut sanitised: String) -> String {
+        if !sanitised.ends_with("_total") {
+            sanitised.push_str("_total");
+        }
+        sanitised
     }
 
     fn family(
@@ -213,13 +227,7 @@ impl Shared {
         match self.try_resolve::<M>(key) {
             Ok(resolved) => resolved,
             Err(rejection) => {
-                self.rejected
-                    .with(&[rejection.label()])
-                    .map(|c| c.inc())
-                    .ok();
-                // Relaxed: a tally.
-                self.rejected_total
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.reject(rejection);
                 Resolved {
                     local: None,
                     watch: None,
@@ -229,7 +237,7 @@ impl Shared {
     }
 
     fn try_resolve<M: Kind>(&self, key: &Key) -> Result<Resolved<M>, Rejection> {
-        let name = sanitize(key.name(), true);
+        let name = M::family_name(sanitize(key.name(), true));
         let mut labels: Vec<(String, &str)> = key
             .labels()
             .map(|l| (sanitize(l.key(), false), l.value()))
@@ -274,7 +282,7 @@ impl Shared {
     /// Records a description of `name` (the first one wins) and gives it
     /// to the family if it already exists without help.
     pub(super) fn describe<M: Kind>(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
-        let name = sanitize(key.as_str(), true);
+        let name = M::family_name(sanitize(key.as_str(), true));
         {
             let mut descriptions = self.descriptions.lock().unwrap_or_else(|e| e.into_inner());
             descriptions

@@ -1,5 +1,10 @@
-//! Helpers shared by the tests that talk to real servers over HTTP.
+//! Helpers shared by the tests that talk to real servers over HTTP and run
+//! real clients (Prometheus, promtool, Python's prometheus-client).
 #![allow(dead_code)] // each test binary uses a part
+
+pub(crate) mod clients;
+pub(crate) mod process;
+pub(crate) mod prometheus;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,12 +17,24 @@ pub(crate) fn http_request(
     method: &str,
     path: &str,
 ) -> std::io::Result<(u16, String)> {
+    http_request_with(addr, method, path, &[])
+}
+
+/// [`http_request`] with extra request `headers` (name, value).
+pub(crate) fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
