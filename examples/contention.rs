@@ -1,11 +1,13 @@
 //! The contention study: counter and histogram throughput against threads,
 //! for every counter strategy, the baselines and the peers, then metricz's
-//! `Histogram` against the histogram peers, then registry lookups, in one
-//! process.
+//! `Histogram` against the histogram peers, then registry lookups, then the
+//! `metrics` facade's macros through metricz's recorder and the
+//! `metrics-exporter-prometheus` one, in one process.
 //!
 //! ```text
 //! cargo run --release --example contention                  # full sweep
 //! cargo run --release --example contention -- --threads 1,2,8 --runs 7
+//! cargo run --release --example contention -- --only facade # some sections
 //! cargo run --release --example contention -- --quick       # seconds; what the test runs
 //! ```
 //!
@@ -44,9 +46,30 @@
 //! shard per CPU), and in a registry's per-CPU arena holding that many real
 //! series (`Registry::counter_arena_bytes`).
 //!
+//! The facade section times the macros users write, each worker thread
+//! running its warm-up and timed loop inside
+//! `metrics::with_local_recorder(&recorder, …)` (the global recorder plays
+//! no part), through metricz's `facade::Recorder` (`metricz/…` curves) and
+//! `PrometheusBuilder::new().build_recorder()` (`metrics-exporter/…`), on
+//! one series shared by all threads (`support::facade`):
+//! `counter!("r_total", "method" => "GET", "status" => "200").increment(1)`
+//! (`counter-static`: literal labels, a static `Key`); the same with the
+//! status a `&'static str` the thread holds, chosen at run time before the
+//! warm-up (`counter-runtime`: the macro allocates a label `Vec` and hashes
+//! the key on every call); and `histogram!("latency_seconds").record(v)`
+//! (`histogram`) over the value table converted to seconds, each thread
+//! recording the whole table untimed first. Each run builds a fresh
+//! recorder (and registry) and checks the value read back: metricz's from
+//! the registry, the exporter's from its rendered exposition (the counter's
+//! sample, the histogram's `_count`). Histogram points report the series'
+//! bytes at the end of the last run, as the histogram section does:
+//! `bytes_used` for metricz, records × 8 for the exporter.
+//!
 //! Writes the tables to stdout, and `contention.csv`, `contention.svg`,
-//! `histogram.csv`, `histogram.svg`, `registry.csv`, `registry.svg` and
-//! `registry-memory.csv` to `target/metricz/` (or `--out DIR`).
+//! `histogram.csv`, `histogram.svg`, `registry.csv`, `registry.svg`,
+//! `registry-memory.csv`, `facade.csv` and `facade.svg` to
+//! `target/metricz/` (or `--out DIR`); `--only` runs and writes some
+//! sections (`counter`, `histogram`, `registry`, `facade`, comma-separated).
 //! Points with more threads than cores are oversubscribed and marked so in
 //! all of them.
 
@@ -59,6 +82,7 @@ use rayon::ThreadPool;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use support::facade::{FacadeStrategy, Workload};
 use support::{cores, FamilyStrategy, HistogramStrategy, SeriesChoice};
 
 /// What to run.
@@ -71,7 +95,12 @@ struct Config {
     /// Untimed increments per thread before the barrier.
     warm: u64,
     out: PathBuf,
+    /// The sections to run ([`SECTIONS`]).
+    sections: Vec<&'static str>,
 }
+
+/// The study's sections, in the order they run.
+const SECTIONS: [&str; 4] = ["counter", "histogram", "registry", "facade"];
 
 impl Config {
     fn full() -> Self {
@@ -81,7 +110,13 @@ impl Config {
             run_time: Duration::from_millis(100),
             warm: 10_000,
             out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/metricz"),
+            sections: SECTIONS.to_vec(),
         }
+    }
+
+    /// Whether `section` (one of [`SECTIONS`]) runs.
+    fn runs(&self, section: &str) -> bool {
+        self.sections.contains(&section)
     }
 
     fn quick(mut self) -> Self {
@@ -124,6 +159,17 @@ impl Config {
                     config.run_time = Duration::from_millis(ms.max(1));
                 }
                 "--out" => config.out = PathBuf::from(value()?),
+                "--only" => {
+                    config.sections = value()?
+                        .split(',')
+                        .map(|s| {
+                            SECTIONS
+                                .into_iter()
+                                .find(|&known| known == s.trim())
+                                .ok_or_else(|| format!("unknown section {s:?}\n{USAGE}"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
@@ -132,8 +178,8 @@ impl Config {
     }
 }
 
-const USAGE: &str =
-    "usage: contention [--quick] [--threads 1,2,4] [--runs N] [--millis MS] [--out DIR]";
+const USAGE: &str = "usage: contention [--quick] [--threads 1,2,4] [--runs N] [--millis MS] \
+     [--out DIR] [--only counter,histogram,registry,facade]";
 
 /// One point of a curve.
 #[derive(Debug, Clone)]
@@ -283,6 +329,42 @@ fn measure_family<F: FamilyStrategy>(
     })
 }
 
+/// Measures one `metrics` recorder on one facade workload at one thread
+/// count.
+fn measure_facade<F: FacadeStrategy>(
+    pool: &ThreadPool,
+    config: &Config,
+    workload: Workload,
+) -> Result<Point, String> {
+    let threads = pool.current_num_threads();
+    let name = F::curve(workload);
+    // Histograms: every thread records the whole value table before timing,
+    // as in the histogram section, so every bucket the run touches exists.
+    let warm = if workload.is_histogram() {
+        config.warm.max(support::VALUES_LEN as u64)
+    } else {
+        config.warm
+    };
+    measure_with(name, threads, config, |ops| {
+        let facade = F::build();
+        let elapsed = support::facade::timed_facade(pool, &facade, workload, warm, ops);
+        let expected = threads as u64 * (warm + ops);
+        let (got, bytes) = if workload.is_histogram() {
+            // Bytes first: reading the exporter's count drains it.
+            let bytes = facade.histogram_bytes(expected);
+            (facade.histogram_count(), Some(bytes))
+        } else {
+            (facade.counter_total(), None)
+        };
+        if got != Some(expected) {
+            return Err(format!(
+                "{name} at {threads} threads read back {got:?}, expected {expected}"
+            ));
+        }
+        Ok((elapsed, bytes))
+    })
+}
+
 /// Every strategy, baseline and peer at every thread count.
 fn sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
     let mut points = Vec::new();
@@ -332,6 +414,56 @@ fn registry_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, S
     }
     support::for_each_family!(implementations);
     Ok(points)
+}
+
+/// Every facade workload, each through every recorder, at every thread
+/// count.
+fn facade_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
+    let mut points = Vec::new();
+    macro_rules! implementations {
+        ($($ty:ty),* $(,)?) => {
+            for workload in Workload::ALL {
+                $(
+                    for pool in pools {
+                        points.push(report(measure_facade::<$ty>(pool, config, workload)?));
+                    }
+                )*
+            }
+        };
+    }
+    support::facade::for_each_facade!(implementations);
+    Ok(points)
+}
+
+/// For each facade workload and thread count, metricz's throughput over
+/// the exporter's (the medians).
+fn facade_ratios(points: &[Point], cores: usize) -> String {
+    let mut out = String::from("metricz / metrics-exporter throughput (medians):\n");
+    for workload in Workload::ALL {
+        let ours = support::facade::MetriczFacade::curve(workload);
+        let theirs = support::facade::ExporterFacade::curve(workload);
+        let _ = write!(out, "  {:<16}", workload.name());
+        for p in points.iter().filter(|p| p.strategy == ours) {
+            if let Some(q) = points
+                .iter()
+                .find(|q| q.strategy == theirs && q.threads == p.threads)
+            {
+                let _ = write!(
+                    out,
+                    "  {} thr{} {:.1}x",
+                    p.threads,
+                    if p.threads > cores {
+                        " (oversubscribed)"
+                    } else {
+                        ""
+                    },
+                    p.median() / q.median()
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Labelled series in the memory report.
@@ -574,6 +706,11 @@ const REGISTRY_LABELS: Labels = Labels {
     y_desc: "throughput, M lookups+increments/s (log)",
 };
 
+const FACADE_LABELS: Labels = Labels {
+    caption: "metrics facade: counter! (static, runtime label), histogram!",
+    y_desc: "throughput, M macro calls/s (log)",
+};
+
 /// Throughput against threads, log y, one curve per strategy with min–max
 /// bars, the oversubscribed region shaded.
 fn plot(
@@ -697,6 +834,7 @@ struct Study {
     histograms: Vec<Point>,
     registry: Vec<Point>,
     memory: Vec<MemoryRow>,
+    facade: Vec<Point>,
 }
 
 /// Writes `{stem}.csv` and `{stem}.svg` to the out dir; returns their paths.
@@ -716,51 +854,68 @@ fn write_outputs(
     Ok((csv_path, svg_path))
 }
 
-/// Runs the study and writes its outputs; returns the points.
+/// Runs the study's sections and writes their outputs; returns the points
+/// (empty for the sections not run).
 fn run(config: &Config) -> Result<Study, String> {
     let machine = machine();
     let cores = cores();
     eprintln!("metricz contention study: {machine}");
     eprintln!(
-        "threads {:?}, {} runs per point, ~{:?} per run",
-        config.threads, config.runs, config.run_time
+        "threads {:?}, {} runs per point, ~{:?} per run, sections {:?}",
+        config.threads, config.runs, config.run_time, config.sections
     );
     let pools: Vec<ThreadPool> = config.threads.iter().map(|&t| support::pool(t)).collect();
-    let counters = sweep(&pools, config)?;
-    print!("{}", table(&counters, cores));
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
-    let (csv_path, svg_path) =
-        write_outputs(config, "contention", &counters, &machine, COUNTER_LABELS)?;
-    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    let mut study = Study {
+        counters: Vec::new(),
+        histograms: Vec::new(),
+        registry: Vec::new(),
+        memory: Vec::new(),
+        facade: Vec::new(),
+    };
+    let section = |points: &[Point], stem: &str, labels: Labels| -> Result<(), String> {
+        println!();
+        print!("{}", table(points, cores));
+        let (csv_path, svg_path) = write_outputs(config, stem, points, &machine, labels)?;
+        println!("wrote {} and {}", csv_path.display(), svg_path.display());
+        Ok(())
+    };
 
-    eprintln!("histogram record, bytes per series beside throughput:");
-    let histograms = histogram_sweep(&pools, config)?;
-    println!();
-    print!("{}", table(&histograms, cores));
-    let (csv_path, svg_path) =
-        write_outputs(config, "histogram", &histograms, &machine, HISTOGRAM_LABELS)?;
-    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    if config.runs("counter") {
+        eprintln!("counter increment:");
+        study.counters = sweep(&pools, config)?;
+        section(&study.counters, "contention", COUNTER_LABELS)?;
+    }
 
-    eprintln!("registry lookup + increment of an existing two-label series:");
-    let registry = registry_sweep(&pools, config)?;
-    println!();
-    print!("{}", table(&registry, cores));
-    let (csv_path, svg_path) =
-        write_outputs(config, "registry", &registry, &machine, REGISTRY_LABELS)?;
-    println!("wrote {} and {}", csv_path.display(), svg_path.display());
-    let memory = registry_memory()?;
-    println!();
-    print!("{}", memory_table(&memory));
-    let memory_path = config.out.join("registry-memory.csv");
-    std::fs::write(&memory_path, memory_csv(&memory, &machine))
-        .map_err(|e| format!("{}: {e}", memory_path.display()))?;
-    println!("wrote {}", memory_path.display());
-    Ok(Study {
-        counters,
-        histograms,
-        registry,
-        memory,
-    })
+    if config.runs("histogram") {
+        eprintln!("histogram record, bytes per series beside throughput:");
+        study.histograms = histogram_sweep(&pools, config)?;
+        section(&study.histograms, "histogram", HISTOGRAM_LABELS)?;
+    }
+
+    if config.runs("registry") {
+        eprintln!("registry lookup + increment of an existing two-label series:");
+        study.registry = registry_sweep(&pools, config)?;
+        section(&study.registry, "registry", REGISTRY_LABELS)?;
+        study.memory = registry_memory()?;
+        println!();
+        print!("{}", memory_table(&study.memory));
+        let memory_path = config.out.join("registry-memory.csv");
+        std::fs::write(&memory_path, memory_csv(&study.memory, &machine))
+            .map_err(|e| format!("{}: {e}", memory_path.display()))?;
+        println!("wrote {}", memory_path.display());
+    }
+
+    if config.runs("facade") {
+        eprintln!(
+            "metrics facade (with_local_recorder), macro calls on one shared series, \
+             histogram bytes per series beside throughput:"
+        );
+        study.facade = facade_sweep(&pools, config)?;
+        section(&study.facade, "facade", FACADE_LABELS)?;
+        print!("{}", facade_ratios(&study.facade, cores));
+    }
+    Ok(study)
 }
 
 fn main() {
@@ -966,7 +1121,98 @@ mod tests {
                 (10_000usize.div_ceil(512) * shards * 4096).to_string()
             );
         }
+
+        // The facade: three workloads through each recorder, every final
+        // value checked by the run; bytes for the histogram curves only.
+        let curves = [
+            "metricz/counter-static",
+            "metrics-exporter/counter-static",
+            "metricz/counter-runtime",
+            "metrics-exporter/counter-runtime",
+            "metricz/histogram",
+            "metrics-exporter/histogram",
+        ];
+        let names: Vec<&str> = study.facade.iter().map(|p| p.strategy).collect();
+        let expected: Vec<&str> = curves.iter().flat_map(|c| [*c, *c]).collect();
+        assert_eq!(
+            names, expected,
+            "workload, then implementation, then threads"
+        );
+        let csv = std::fs::read_to_string(out.join("facade.csv")).expect("facade csv");
+        assert!(csv.starts_with("# machine: "));
+        let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        assert_eq!(header.last(), Some(&"bytes_per_series"));
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), curves.len() * 2);
+        for name in curves {
+            for threads in [1, 2] {
+                let row = rows
+                    .iter()
+                    .find(|r| r.starts_with(&format!("{name},{threads},")))
+                    .unwrap_or_else(|| panic!("no facade row for {name} at {threads} threads"));
+                let fields: Vec<&str> = row.split(',').collect();
+                assert_eq!(fields.len(), header.len(), "{row}");
+                assert_eq!(fields[2], (threads > cores()).to_string(), "{row}");
+                assert_eq!(fields[3], "3", "runs recorded");
+                let (median, min, max, ns): (f64, f64, f64, f64) = (
+                    fields[5].parse().unwrap(),
+                    fields[6].parse().unwrap(),
+                    fields[7].parse().unwrap(),
+                    fields[8].parse().unwrap(),
+                );
+                assert!(min > 0.0 && min <= median && median <= max, "{row}");
+                assert!(ns > 0.0, "{row}");
+                if name.ends_with("/histogram") {
+                    let bytes: u64 = fields[9]
+                        .parse()
+                        .unwrap_or_else(|_| panic!("bytes in {row}"));
+                    assert!(bytes > 0, "{row}");
+                } else {
+                    assert_eq!(fields[9], "", "no bytes for counters: {row}");
+                }
+            }
+        }
+        // The exporter holds every sample: 8 bytes per record.
+        let point = study
+            .facade
+            .iter()
+            .find(|p| p.strategy == "metrics-exporter/histogram" && p.threads == 2)
+            .expect("exporter histogram at 2 threads");
+        let records = 2 * (point.ops_per_thread + support::VALUES_LEN as u64);
+        assert_eq!(point.bytes, Some(records as usize * 8));
+        let svg = std::fs::read_to_string(out.join("facade.svg")).expect("facade svg");
+        assert!(svg.starts_with("<svg"));
+        for name in curves {
+            assert!(
+                svg.contains(&format!(">\n{name}\n<")),
+                "facade legend lacks {name}"
+            );
+        }
         let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn facade_checks_read_back_every_call() {
+        use support::facade::{ExporterFacade, MetriczFacade};
+        let pool = support::pool(2);
+        fn check<F: FacadeStrategy>(pool: &ThreadPool) {
+            for workload in Workload::ALL {
+                let facade = F::build();
+                support::facade::timed_facade(pool, &facade, workload, 10, 1_000);
+                let got = if workload.is_histogram() {
+                    facade.histogram_count()
+                } else {
+                    facade.counter_total()
+                };
+                assert_eq!(got, Some(2 * 1_010), "{}", F::curve(workload));
+            }
+            // A recorder nothing ran on reads back no series, not zero.
+            let fresh = F::build();
+            assert_eq!(fresh.counter_total(), None, "{}", F::NAME);
+        }
+        check::<MetriczFacade>(&pool);
+        check::<ExporterFacade>(&pool);
     }
 
     #[test]
@@ -995,6 +1241,11 @@ mod tests {
         assert!(Config::from_args(["--runs".to_string(), "4".into()]).is_err());
         assert!(Config::from_args(["--quick".to_string(), "--runs".into(), "1".into()]).is_ok());
         assert!(Config::from_args(["--bogus".to_string()]).is_err());
+        assert!(Config::from_args(["--only".to_string(), "bogus".into()]).is_err());
+        let only = Config::from_args(["--only".to_string(), "registry, facade".into()]).unwrap();
+        assert_eq!(only.sections, ["registry", "facade"]);
+        assert!(only.runs("facade") && !only.runs("counter"));
+        assert_eq!(Config::full().sections, SECTIONS);
         let c = Config::from_args([
             "--threads".to_string(),
             "1,3".into(),

@@ -1,7 +1,9 @@
-//! Shared by `benches/counter.rs`, `benches/histogram.rs` and
-//! `examples/contention.rs`: the counter peers and baselines wrapped in
-//! [`CounterStrategy`], the histogram peers wrapped in [`HistogramStrategy`]
-//! with the table of values they all record, and the timed thread runner.
+//! Shared by the benches and `examples/contention.rs`: the counter peers
+//! and baselines wrapped in [`CounterStrategy`], the histogram peers
+//! wrapped in [`HistogramStrategy`] with the table of values they all
+//! record, the labelled-counter families wrapped in [`FamilyStrategy`],
+//! the timed thread runner, and (in [`facade`]) the `metrics` facade's
+//! recorders wrapped in [`facade::FacadeStrategy`].
 //!
 //! Baselines that do not belong in the library live here: a `Mutex<u64>` and
 //! the channel design from the metricz docs (every increment a message to one
@@ -15,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub mod facade;
 
 /// Calls `$m!` with every counter the study and the benches sweep: the
 /// metricz strategies, then the peers, then the baselines.
