@@ -106,6 +106,34 @@ fn handle_of<M: Kind>(resolved: &Resolved<M>) -> M::Handle {
     }
 }
 
+/// Full equality of a cached key and a looked-up one, comparing strings
+/// first by where they live: two strings alive at the same address with
+/// the same length are the same bytes, and so is a label slice. A static
+/// key (whose clone in the cache borrows the same statics) compares in two
+/// pointer comparisons; a key built at run time from static label names
+/// and values, label by label without `memcmp`; other strings by content.
+/// Labels in another order fall back to [`Key`]'s own equality, which
+/// accepts any order.
+#[inline]
+fn same_key(cached: &Key, key: &Key) -> bool {
+    #[inline]
+    fn same_str(a: &str, b: &str) -> bool {
+        (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
+    }
+    if cached.get_hash() != key.get_hash() || !same_str(cached.name(), key.name()) {
+        return false;
+    }
+    let (a, b) = (cached.labels().as_slice(), key.labels().as_slice());
+    if a.len() != b.len() {
+        return false;
+    }
+    std::ptr::eq(a.as_ptr(), b.as_ptr())
+        || a.iter()
+            .zip(b)
+            .all(|(x, y)| same_str(x.key(), y.key()) && same_str(x.value(), y.value()))
+        || cached == key
+}
+
 /// The slot index of a mixed hash: its top bits (the multiplication in
 /// [`mix`] moves every input bit there).
 #[inline]
@@ -128,7 +156,7 @@ impl Cache {
             let mask = self.slots.len() - 1;
             let mut i = index(hash, self.slots.len());
             while let Some(entry) = &mut self.slots[i] {
-                if entry.hash == hash && entry.recorder == shared.id && entry.key == *key {
+                if entry.hash == hash && entry.recorder == shared.id && same_key(&entry.key, key) {
                     if let Some(resolved) = M::get(&mut entry.slot) {
                         if !resolved.is_fresh() {
                             // Removed or evicted since (or the table grew):
