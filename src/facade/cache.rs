@@ -218,3 +218,38 @@ impl Cache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+    use metrics::{Key, Label};
+
+    static LABELS: [Label; 2] = [
+        Label::from_static_parts("method", "GET"),
+        Label::from_static_parts("status", "200"),
+    ];
+    static KEY: Key = Key::from_static_parts("r_total", &LABELS);
+
+    fn owned(name: &str, labels: &[(&str, &str)]) -> Key {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(k, v)| Label::new(k.to_string(), v.to_string()))
+            .collect();
+        Key::from_parts(name.to_string(), labels)
+    }
+
+    #[test]
+    fn same_key_is_full_equality() {
+        let cached = KEY.clone();
+        assert!(same_key(&cached, &KEY));
+        // The same content elsewhere, in either order.
+        assert!(same_key(&cached, &owned("r_total", &[("method", "GET"), ("status", "200")])));
+        assert!(same_key(&cached, &owned("r_total", &[("status", "200"), ("method", "GET")])));
+        assert!(same_key(&owned("r_total", &[("method", "GET"), ("status", "200")]), &KEY));
+        // Any difference.
+        assert!(!same_key(&cached, &owned("r_total", &[("method", "GET"), ("status", "500")])));
+        assert!(!same_key(&cached, &owned("r_total", &[("method", "GET")])));
+        assert!(!same_key(&cached, &owned("x_total", &[("method", "GET"), ("status", "200")])));
+        assert!(!same_key(&cached, &owned("r_total", &[("method", "GET"), ("state", "200")])));
+    }
+}
