@@ -54,9 +54,87 @@ fn facade(c: &mut Criterion) {
     }
 }
 
+/// The least any backend can cost through `counter!`: a recorder whose
+/// `register_counter` hands out a clone of one `Arc` per thread over a
+/// plain per-thread count (a load and a store, no read-modify-write). What
+/// remains is the macro's path itself: the local recorder's lookup, the
+/// dynamic calls, and the handle's `Arc` clone and drop (two locked
+/// read-modify-writes on a line only this thread writes).
+struct FloorRecorder;
+
+/// A count only its own thread writes.
+struct PlainCount(std::sync::atomic::AtomicU64);
+
+impl metrics::CounterFn for PlainCount {
+    fn increment(&self, value: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0
+            .store(self.0.load(Relaxed).wrapping_add(value), Relaxed);
+    }
+    fn absolute(&self, value: u64) {
+        self.0.store(value, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static FLOOR: std::sync::Arc<PlainCount> =
+        std::sync::Arc::new(PlainCount(std::sync::atomic::AtomicU64::new(0)));
+}
+
+impl metrics::Recorder for FloorRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        FLOOR.with(|c| metrics::Counter::from_arc(std::sync::Arc::clone(c)))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// `counter-static/1threads/floor`: the macro through [`FloorRecorder`].
+fn floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("counter-static/1threads");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("floor", 1), |b| {
+        metrics::with_local_recorder(&FloorRecorder, || {
+            b.iter(|| {
+                metrics::counter!("r_total", "method" => "GET", "status" => "200").increment(1)
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = support::criterion_config();
-    targets = facade
+    targets = facade, floor
 }
 criterion_main!(benches);
