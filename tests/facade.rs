@@ -452,10 +452,26 @@ fn conflicting_keys_still_make_valid_output() {
                 .map(|s| s.2)
         };
         assert_eq!(find("jobs_total", &[("queue", "mail")]), Some(1.0), "{buf}");
-        assert_eq!(find("jobs_total", &[("metricz_overflow", "true")]), Some(2.0), "{buf}");
-        assert_eq!(find("http_hits_all_total", &[("x_y", "1")]), Some(1.0), "{buf}");
-        assert_eq!(find("io_wait_count", &[("disk", "sda")]), Some(1.0), "{buf}");
-        assert_eq!(find("io_wait_count", &[("metricz_overflow", "true")]), Some(1.0), "{buf}");
+        assert_eq!(
+            find("jobs_total", &[("metricz_overflow", "true")]),
+            Some(2.0),
+            "{buf}"
+        );
+        assert_eq!(
+            find("http_hits_all_total", &[("x_y", "1")]),
+            Some(1.0),
+            "{buf}"
+        );
+        assert_eq!(
+            find("io_wait_count", &[("disk", "sda")]),
+            Some(1.0),
+            "{buf}"
+        );
+        assert_eq!(
+            find("io_wait_count", &[("metricz_overflow", "true")]),
+            Some(1.0),
+            "{buf}"
+        );
         assert_eq!(
             find("metricz_facade_rejected_total", &[("reason", "kind")]),
             Some(1.0),

@@ -243,13 +243,31 @@ mod tests {
         let cached = KEY.clone();
         assert!(same_key(&cached, &KEY));
         // The same content elsewhere, in either order.
-        assert!(same_key(&cached, &owned("r_total", &[("method", "GET"), ("status", "200")])));
-        assert!(same_key(&cached, &owned("r_total", &[("status", "200"), ("method", "GET")])));
-        assert!(same_key(&owned("r_total", &[("method", "GET"), ("status", "200")]), &KEY));
+        assert!(same_key(
+            &cached,
+            &owned("r_total", &[("method", "GET"), ("status", "200")])
+        ));
+        assert!(same_key(
+            &cached,
+            &owned("r_total", &[("status", "200"), ("method", "GET")])
+        ));
+        assert!(same_key(
+            &owned("r_total", &[("method", "GET"), ("status", "200")]),
+            &KEY
+        ));
         // Any difference.
-        assert!(!same_key(&cached, &owned("r_total", &[("method", "GET"), ("status", "500")])));
+        assert!(!same_key(
+            &cached,
+            &owned("r_total", &[("method", "GET"), ("status", "500")])
+        ));
         assert!(!same_key(&cached, &owned("r_total", &[("method", "GET")])));
-        assert!(!same_key(&cached, &owned("x_total", &[("method", "GET"), ("status", "200")])));
-        assert!(!same_key(&cached, &owned("r_total", &[("method", "GET"), ("state", "200")])));
+        assert!(!same_key(
+            &cached,
+            &owned("x_total", &[("method", "GET"), ("status", "200")])
+        ));
+        assert!(!same_key(
+            &cached,
+            &owned("r_total", &[("method", "GET"), ("state", "200")])
+        ));
     }
 }
