@@ -1,4 +1,4 @@
-//! Series-map invariants M1–M11 (the registry's epoch-reclaimed map; under
+//! Series-map invariants M1–M12 (the registry's epoch-reclaimed map; under
 //! loom its tables start at 2 slots, so a second series already grows them).
 #![cfg(loom)]
 
@@ -400,4 +400,55 @@ fn m11_cached_handle_follows_removal() {
     });
     stale.assert_seen("M11: a cached call that counted before seeing the removal");
     fresh.assert_seen("M11: a cached call that saw the removal and looked up again");
+}
+
+/// M12: the facade's resolution (a cache miss) reads the family's change
+/// number before it looks the series up, so an entry whose number is
+/// still current holds the live series. A resolution races the removal of
+/// its series; afterwards, if the number it read is still the family's,
+/// the cache would trust the entry for good, and its handle must be the
+/// series the family exports. (Looking up first and reading the number
+/// after fails this: the lookup finds the old series, the removal bumps
+/// the number, the read sees the bump, and the entry keeps a detached
+/// series under a current number.) The model checks that both a trusted
+/// and a stale entry were explored; the table is grown beforehand, as in
+/// M8.
+#[test]
+fn m12_a_resolution_racing_removal_never_trusts_a_removed_series() {
+    let trusted = Witness::default();
+    let stale = Witness::default();
+    let (saw_trusted, saw_stale) = (trusted.clone(), stale.clone());
+    explore("M12 facade resolution vs remove", move || {
+        // Grown beforehand (a second series, since removed), so the
+        // re-created series' insert does not grow the table, which would
+        // move the number as well.
+        let f = family(10);
+        f.with(&["a"]).unwrap().inc();
+        f.with(&["b"]).unwrap().inc();
+        assert!(f.remove(&["b"]).unwrap());
+        let user = {
+            let f = f.clone();
+            thread::spawn(move || {
+                let seen = f.changes_for_tests();
+                let handle = f.handle(&["a"]).unwrap();
+                (seen, handle)
+            })
+        };
+        assert!(f.remove(&["a"]).unwrap());
+        let (seen, handle) = user.join().unwrap();
+        if f.changes_for_tests() == seen {
+            saw_trusted.mark();
+            handle.inc();
+            let live = f.find(&["a"]).unwrap().map(|c| c.get());
+            assert_eq!(
+                live,
+                Some(handle.get()),
+                "a trusted entry holds a removed series"
+            );
+        } else {
+            saw_stale.mark();
+        }
+    });
+    trusted.assert_seen("M12: an entry resolved after the removal, still current");
+    stale.assert_seen("M12: an entry resolved before the removal, seen stale");
 }

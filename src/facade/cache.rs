@@ -15,9 +15,9 @@ use crate::{Counter, Gauge, Histogram};
 use metrics::Key;
 use std::cell::RefCell;
 
-/// Keys a thread caches before its cache starts over.
+/// Keys a thread caches; past that, each new key replaces one.
 pub(super) const MAX_ENTRIES: usize = 4096;
-/// Slots of a cache that holds `MAX_ENTRIES` (at most 1/2 full).
+/// Slots of a cache that holds `MAX_ENTRIES` (half full).
 const MAX_SLOTS: usize = 2 * MAX_ENTRIES;
 /// Slots of a new cache.
 const MIN_SLOTS: usize = 16;
@@ -177,7 +177,9 @@ impl Cache {
     fn insert<M: Cached>(&mut self, shared: &Shared, key: &Key, hash: u64) -> M::Handle {
         let resolved = shared.resolve::<M>(key);
         let handle = handle_of(&resolved);
-        if (self.len + 1) * 2 > self.slots.len() {
+        if self.len >= MAX_ENTRIES {
+            self.evict_near(hash);
+        } else if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
         let mask = self.slots.len() - 1;
@@ -195,18 +197,10 @@ impl Cache {
         handle
     }
 
-    /// Doubles the table, or empties it when it holds `MAX_ENTRIES`.
+    /// Doubles the table (at most to `MAX_SLOTS`).
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
-        if old.len() >= MAX_SLOTS {
-            self.slots = (0..MAX_SLOTS).map(|_| None).collect();
-            self.len = 0;
-            // Dropped after the table is consistent again: a handle's drop
-            // never calls back into the cache, but keep it safe anyway.
-            drop(old);
-            return;
-        }
-        let slots = (old.len() * 2).max(MIN_SLOTS);
+        let slots = (old.len() * 2).clamp(MIN_SLOTS, MAX_SLOTS);
         self.slots = (0..slots).map(|_| None).collect();
         let mask = slots - 1;
         for entry in old.into_iter().flatten() {
@@ -216,6 +210,42 @@ impl Cache {
             }
             self.slots[i] = Some(entry);
         }
+    }
+
+    /// Makes room in a full cache: removes the entry at or after the home
+    /// slot of `hash` (so which key goes is as good as random, and the
+    /// keys in use stay), then moves the entries after it back into the
+    /// hole where their probe allows (backward-shift deletion), so every
+    /// entry stays reachable from its home slot without an empty slot in
+    /// between.
+    fn evict_near(&mut self, hash: u64) {
+        let slots = self.slots.len();
+        let mask = slots - 1;
+        let mut hole = index(hash, slots);
+        while self.slots[hole].is_none() {
+            hole = (hole + 1) & mask;
+        }
+        let victim = self.slots[hole].take();
+        self.len -= 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let Some(entry) = &self.slots[j] else { break };
+            let home = index(entry.hash, slots);
+            // Whether `home` lies cyclically in (hole, j]: then the entry
+            // cannot move before its home slot.
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.slots[hole] = self.slots[j].take();
+                hole = j;
+            }
+        }
+        // Dropped once the table is consistent again.
+        drop(victim);
     }
 }
 
@@ -236,6 +266,44 @@ mod tests {
             .map(|(k, v)| Label::new(k.to_string(), v.to_string()))
             .collect();
         Key::from_parts(name.to_string(), labels)
+    }
+
+    /// Past `MAX_ENTRIES` keys, each new key replaces one: the cache stays
+    /// at its bound, every entry stays reachable from its home slot (no
+    /// empty slot on its probe path), and every lookup still gives the
+    /// right series.
+    #[test]
+    fn a_full_cache_replaces_entries_and_stays_consistent() {
+        use super::{index, CACHE, MAX_ENTRIES};
+        let registry = crate::Registry::new();
+        let recorder = crate::facade::Recorder::new(registry.clone());
+        let keys = MAX_ENTRIES + 1500;
+        let meta = metrics::Metadata::new("t", metrics::Level::INFO, None);
+        for round in 0..2u64 {
+            for i in 0..keys {
+                let key = Key::from_parts("k_total", vec![Label::new("i", i.to_string())]);
+                metrics::Recorder::register_counter(&recorder, &key, &meta).increment(round + 1);
+            }
+        }
+        CACHE.with(|cache| {
+            let cache = cache.borrow();
+            let slots = cache.slots.len();
+            let held = cache.slots.iter().flatten().count();
+            assert_eq!((cache.len, held), (MAX_ENTRIES, MAX_ENTRIES));
+            for (j, entry) in cache.slots.iter().enumerate() {
+                let Some(entry) = entry else { continue };
+                let mut i = index(entry.hash, slots);
+                while i != j {
+                    assert!(cache.slots[i].is_some(), "a gap before slot {j}");
+                    i = (i + 1) & (slots - 1);
+                }
+            }
+        });
+        let family = registry.counter_vec("k_total", "", &["i"]).unwrap();
+        assert_eq!(family.len(), keys);
+        for i in [0, 1, MAX_ENTRIES, keys - 1] {
+            assert_eq!(family.find(&[i]).unwrap().map(|c| c.get()), Some(3));
+        }
     }
 
     #[test]

@@ -52,13 +52,19 @@ impl GaugeFn for Local<Gauge> {
     }
 }
 
+/// The most records one `record_many` makes.
+const RECORD_MANY_MAX: u64 = 1 << 32;
+
 impl HistogramFn for Local<Histogram> {
     #[inline]
     fn record(&self, value: f64) {
         self.0.record_f64(value);
     }
 
+    /// `count` is capped at 2³² per call: a histogram's count and sum
+    /// wrap at 2⁶⁴, and one call is never meant to come near it.
     fn record_many(&self, value: f64, count: usize) {
-        self.0.record_f64_n(value, count as u64);
+        self.0
+            .record_f64_n(value, (count as u64).min(RECORD_MANY_MAX));
     }
 }

@@ -51,11 +51,14 @@
 //! values divided by a scale chosen from its unit: the unit of
 //! `describe_histogram!`, or else the name's suffix. Seconds are recorded
 //! in nanoseconds (scale 1e-9), milliseconds in nanoseconds (1e-6),
-//! microseconds in nanoseconds (1e-3), nanoseconds as they are (1); any
-//! other unit, or none, in thousandths (1e-3). The range is 1 to 10¹⁵
-//! recorded integers (one day and more in seconds); larger values are
-//! clamped and counted, negative values recorded as 0 and NaN skipped,
-//! both counted ([`Histogram::invalid`](crate::Histogram::invalid)).
+//! microseconds in nanoseconds (1e-3), nanoseconds as they are (1); bytes
+//! (of any size unit) and counts as whole numbers (1); any other unit, or
+//! none, in millionths (1e-6). The range is 1 to 10¹⁵ recorded integers
+//! (11 days in seconds, 10⁹ at the unitless scale), at 3 significant
+//! figures; larger values are clamped and counted, negative values
+//! recorded as 0 and NaN skipped, both counted
+//! ([`Histogram::invalid`](crate::Histogram::invalid)); one `record_many`
+//! makes at most 2³² records.
 //! Exported buckets: [`DEFAULT_TIMER_BUCKETS`](crate::registry::DEFAULT_TIMER_BUCKETS)
 //! (5 ms to 10 s) in the histogram's time unit for time units,
 //! [`DEFAULT_HISTOGRAM_BUCKETS`](crate::registry::DEFAULT_HISTOGRAM_BUCKETS)
@@ -63,7 +66,9 @@
 //! describe it (or name it `…_seconds`) before its first record. For other
 //! settings, register the family in the registry first (with
 //! [`Registry::describe`]); the facade uses a family it finds when its kind
-//! and label names match.
+//! and label names match (in any order; a counter family registered under
+//! a name without `_total` keeps that name). A timer family is not a
+//! histogram: `histogram!` of its name records nothing.
 //!
 //! **Descriptions** given after a name's first use still set its HELP and
 //! UNIT, once; the first description of a name wins.
@@ -72,14 +77,27 @@
 //! created with (`requests{method}` after `requests{method,status}`) is
 //! counted in the family's overflow series, exported with the single label
 //! `metricz_overflow="true"` and counted in
-//! `metricz_cardinality_overflow_total{family=…}`, so the family's sums
-//! stay whole and the output stays valid. A name already registered as
-//! another kind, or whose exposition would collide with another family's,
-//! or that no sanitising makes valid, gets a handle that records nothing,
-//! and the recorder counts it in `metricz_facade_rejected_total{reason=…}`
-//! (`kind`, `name` or `labels`): once per thread that resolves the key,
-//! not once per call. The registry's cardinality limit and idle eviction
-//! apply as to any family.
+//! `metricz_cardinality_overflow_total{family=…}` (once per thread that
+//! resolves the key, not once per call), so the family's sums stay whole
+//! and the output stays valid. (`absolute` on that shared series raises it
+//! to the largest value given, not their sum.) A name already registered
+//! as another kind (`kind`), whose exposition would collide with another
+//! family's (`collision`, e.g. a gauge `x` beside a counter `x_total`), or
+//! that no sanitising makes valid (`name`), and keys with reserved or
+//! repeated label names, or with labels for a family that is one adopted
+//! metric ([`Registry::register`]) (`labels`), get a handle that records
+//! nothing, counted in `metricz_facade_rejected_total{reason=…}` (once per
+//! thread that resolves the key). The registry's cardinality limit and
+//! idle eviction apply as to any family.
+//!
+//! **Kept handles.** A handle kept from a macro (`let hits =
+//! counter!(…);`) is the series' metric at that moment and is not looked
+//! up again. If the series is removed or evicted as idle, the kept handle
+//! records into the detached metric, which is no longer exported (and a
+//! new series for the key starts from zero). Idle eviction sees values,
+//! not writes: a gauge set to the same value every interval looks idle.
+//! So with [`Registry::set_idle_eviction`] on, call the macro at each use
+//! (the cache makes that cheap) instead of keeping handles.
 //!
 //! # The hot path
 //!
@@ -92,9 +110,13 @@
 //! counter behind it is the series' shared per-CPU counter. An entry is
 //! checked against its family's change number (one load) and resolved
 //! again after a removal or eviction, so increments reach the live series.
-//! A thread caches at most 4096 keys; past that its cache starts over.
-//! Entries of a dropped recorder stay in threads' caches (keeping their
-//! series' storage) until those caches start over or the threads exit.
+//! A thread caches at most 4096 keys; past that each new key replaces one
+//! (near its slot, so about at random), and a key that misses costs a slow
+//! lookup (registration lock, allocation: about a microsecond). After a
+//! removal, eviction, `clear` or growth of a family, every thread looks
+//! each of its cached keys of that family up again once. Entries of a
+//! dropped recorder stay in threads' caches (keeping their series'
+//! storage) until replaced or the threads exit.
 
 mod cache;
 mod handles;
@@ -242,6 +264,7 @@ impl metrics::Recorder for Recorder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rejection {
     Kind,
+    Collision,
     Name,
     Labels,
 }
@@ -256,7 +279,7 @@ impl Shared {
             self.registry
                 .self_counter_vec(
                     "metricz_facade_rejected_total",
-                    "metrics facade keys that record nothing, by reason: kind (the name is another kind's), name (no valid name), labels (a reserved or repeated label name).",
+                    "metrics facade keys that record nothing, by reason: kind (the name is another kind's), collision (the exposition would collide with another family's), name (no valid name), labels (reserved or repeated label names, or labels for an adopted metric).",
                     &["reason"],
                 )
                 .ok()
@@ -272,9 +295,8 @@ impl Shared {
 impl Rejection {
     fn of(error: &RegistryError) -> Self {
         match error {
-            RegistryError::KindConflict { .. } | RegistryError::NameCollision { .. } => {
-                Rejection::Kind
-            }
+            RegistryError::KindConflict { .. } => Rejection::Kind,
+            RegistryError::NameCollision { .. } => Rejection::Collision,
             RegistryError::InvalidLabelName(_)
             | RegistryError::ReservedLabelName(_)
             | RegistryError::DuplicateLabelName(_)
@@ -287,6 +309,7 @@ impl Rejection {
     fn label(self) -> &'static str {
         match self {
             Rejection::Kind => "kind",
+            Rejection::Collision => "collision",
             Rejection::Name => "name",
             Rejection::Labels => "labels",
         }

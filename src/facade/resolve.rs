@@ -45,7 +45,7 @@ pub(super) trait Kind: Metric + Stored + Clone + Sized {
     fn noop() -> Self::Handle;
 
     /// The family name for a sanitised `metrics` name.
-    fn family_name(sanitised: String) -> String {
+    fn family_name(_: &Registry, sanitised: String) -> String {
         sanitised
     }
 
@@ -73,9 +73,10 @@ impl Kind for Counter {
     }
 
     /// Counters end in `_total`, as Prometheus names them and as
-    /// OpenMetrics writes their samples anyway.
-    fn family_name(mut sanitised: String) -> String {
-        if !sanitised.ends_with("_total") {
+    /// OpenMetrics writes their samples anyway, unless a counter family of
+    /// the name as given was registered beforehand.
+    fn family_name(registry: &Registry, mut sanitised: String) -> String {
+        if !sanitised.ends_with("_total") && registry.existing::<Counter>(&sanitised).is_none() {
             sanitised.push_str("_total");
         }
         sanitised
@@ -116,7 +117,7 @@ impl Kind for Gauge {
 }
 
 /// The most a facade histogram records, in recorded integers: 10¹⁵ (11.6
-/// days in nanoseconds). The HDR blocks are allocated as values reach
+/// days in nanoseconds, 10⁹ at the unitless scale of 10⁻⁶). The HDR blocks are allocated as values reach
 /// them, so the range costs nothing until used.
 const HISTOGRAM_HIGHEST: u64 = 1_000_000_000_000_000;
 
@@ -183,7 +184,16 @@ pub(super) fn histogram_scale(unit: Option<Unit>) -> (f64, Vec<f64>) {
         Some(Unit::Milliseconds) => (1e-6, timer(1e3)),
         Some(Unit::Microseconds) => (1e-3, timer(1e6)),
         Some(Unit::Nanoseconds) => (1.0, timer(1e9)),
-        _ => (1e-3, DEFAULT_HISTOGRAM_BUCKETS.to_vec()),
+        // Whole things: bytes (of any size unit) and counts.
+        Some(
+            Unit::Bytes
+            | Unit::Kibibytes
+            | Unit::Mebibytes
+            | Unit::Gibibytes
+            | Unit::Tebibytes
+            | Unit::Count,
+        ) => (1.0, DEFAULT_HISTOGRAM_BUCKETS.to_vec()),
+        _ => (1e-6, DEFAULT_HISTOGRAM_BUCKETS.to_vec()),
     }
 }
 
@@ -237,29 +247,52 @@ impl Shared {
     }
 
     fn try_resolve<M: Kind>(&self, key: &Key) -> Result<Resolved<M>, Rejection> {
-        let name = M::family_name(sanitize(key.name(), true));
+        let name = M::family_name(&self.registry, sanitize(key.name(), true));
         let mut labels: Vec<(String, &str)> = key
             .labels()
             .map(|l| (sanitize(l.key(), false), l.value()))
             .collect();
         labels.sort_by(|a, b| a.0.cmp(&b.0));
         let names: Vec<&str> = labels.iter().map(|(n, _)| n.as_str()).collect();
-        let values: Vec<&str> = labels.iter().map(|(_, v)| *v).collect();
         let (help, unit) = self.description(&name);
-        let family = match M::family(&self.registry, &name, &names, &help, unit) {
-            Ok(family) => family,
+        let (family, values) = match M::family(&self.registry, &name, &names, &help, unit) {
+            Ok(family) => (family, labels.iter().map(|(_, v)| *v).collect()),
             Err(RegistryError::LabelNamesConflict { .. }) => {
-                // Counted where the family's sums stay whole.
-                return match self.registry.existing::<M>(&name) {
-                    Some(family) => Ok(Resolved {
-                        local: Some(Arc::new(Local(family.overflow_handle()))),
-                        watch: None,
-                    }),
-                    None => Err(Rejection::Kind),
+                let Some(family) = self.registry.existing::<M>(&name) else {
+                    return Err(Rejection::Kind);
                 };
+                match in_order(family.label_names(), &labels) {
+                    // A family registered beforehand with these label
+                    // names in another order.
+                    Some(values) => (family, values),
+                    // Other label names: counted where the family's sums
+                    // stay whole, unless the family is one adopted metric.
+                    None => {
+                        return match family.overflow_handle() {
+                            Some(metric) => Ok(Resolved {
+                                local: Some(Arc::new(Local(metric))),
+                                watch: None,
+                            }),
+                            None => Err(Rejection::Labels),
+                        }
+                    }
+                }
             }
             Err(e) => return Err(Rejection::of(&e)),
         };
+        if family.help().is_empty() {
+            // A description that raced this first use: `describe` records
+            // it before looking for the family, and this reads the record
+            // after creating the family (both under the map's lock), so
+            // one of the two sees the other.
+            let (help, unit) = self.description(&name);
+            if !help.is_empty() {
+                family.describe_late(
+                    &help,
+                    unit.filter(|u| exported_unit(*u)).map(|u| u.as_str()),
+                );
+            }
+        }
         // Before the lookup: a removal after this read changes the number
         // the cache compares, so the entry is resolved again.
         let seen = family.changes();
@@ -282,7 +315,7 @@ impl Shared {
     /// Records a description of `name` (the first one wins) and gives it
     /// to the family if it already exists without help.
     pub(super) fn describe<M: Kind>(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
-        let name = M::family_name(sanitize(key.as_str(), true));
+        let name = M::family_name(&self.registry, sanitize(key.as_str(), true));
         {
             let mut descriptions = self.descriptions.lock().unwrap_or_else(|e| e.into_inner());
             descriptions
@@ -294,4 +327,21 @@ impl Shared {
             family.describe_late(&help, unit);
         }
     }
+}
+
+/// The values of `labels` (sorted by name) in the order of `names`, if
+/// the two hold the same names.
+fn in_order<'a>(names: &[String], labels: &[(String, &'a str)]) -> Option<Vec<&'a str>> {
+    if names.len() != labels.len() {
+        return None;
+    }
+    names
+        .iter()
+        .map(|name| {
+            labels
+                .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                .ok()
+                .map(|i| labels[i].1)
+        })
+        .collect()
 }

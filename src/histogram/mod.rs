@@ -265,7 +265,9 @@ impl Histogram {
     }
 
     /// Records a value in the base unit (see [`HistogramBuilder::scale`]):
-    /// `value / scale`, rounded to the nearest integer. Never panics:
+    /// `value / scale`, rounded to the nearest integer (halves up; a unit
+    /// more at the edges of `f64` rounding: the largest double below one
+    /// half, and past 2⁵²). Never panics:
     /// values above the range are clamped to its highest value and counted
     /// as clamped ([`Snapshot::clamped`]), `+∞` among them; negative values
     /// (`-∞` among them) are recorded as 0 and NaN is not recorded, both

@@ -132,7 +132,7 @@ impl Registry {
         check_counter_name::<M>(name)?;
         let shared = metric.clone();
         let make: Make<M> = Box::new(move || shared.clone());
-        let (family, created) = self.family_unchecked_prefix(name, help, unit, &[], Some(make))?;
+        let (family, created) = self.family_made(name, help, unit, &[], Some(make), true)?;
         if !created {
             return Err(RegistryError::AlreadyRegistered(name.to_string()));
         }

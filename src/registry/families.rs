@@ -150,6 +150,22 @@ impl Registry {
         labels: &[&str],
         make: Option<Make<M>>,
     ) -> Result<(Family<M>, bool), RegistryError> {
+        self.family_made(name, help, unit, labels, make, false)
+    }
+
+    /// [`family_unchecked_prefix`](Self::family_unchecked_prefix); with
+    /// `adopted`, `make` hands out one metric built outside the registry
+    /// (see [`Registry::register`]), so the family has no overflow series
+    /// of its own to offer ([`Family::overflow_handle`]).
+    pub(super) fn family_made<M: Stored>(
+        &self,
+        name: &str,
+        help: &str,
+        unit: Option<&str>,
+        labels: &[&str],
+        make: Option<Make<M>>,
+        adopted: bool,
+    ) -> Result<(Family<M>, bool), RegistryError> {
         if let Err(e) = error::check_metric_name(name) {
             if !matches!(e, RegistryError::ReservedMetricName(_)) {
                 return Err(e);
@@ -199,6 +215,7 @@ impl Registry {
             self.inner.limit,
             self.inner.seed.clone(),
             make.unwrap_or_else(|| M::make(&self.inner.arena)),
+            adopted,
         );
         families.insert(name.to_string(), M::wrap(family.clone()));
         Ok((family, true))

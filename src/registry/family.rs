@@ -87,6 +87,11 @@ pub(crate) struct Inner<M> {
     pub(crate) map: SeriesMap<M>,
     make: Box<dyn Fn() -> M + Send + Sync>,
     pub(crate) overflow: M,
+    /// The family's metric was built outside the registry and adopted
+    /// ([`Registry::register`](super::Registry::register)): `make` hands
+    /// out that one metric, so `overflow` is it too (unreachable, since
+    /// an unlabelled family never overflows, and never handed out).
+    adopted: bool,
     /// Lookups routed to the overflow series.
     overflowed: AtomicU64,
     /// How collection exports the family (histograms and timers).
@@ -129,6 +134,8 @@ impl<M> Clone for Family<M> {
 }
 
 impl<M: Metric> Family<M> {
+    // One call site (registration), each argument a field it sets.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         name: String,
         help: String,
@@ -137,6 +144,7 @@ impl<M: Metric> Family<M> {
         limit: usize,
         seed: super::hash::Seed,
         make: Box<dyn Fn() -> M + Send + Sync>,
+        adopted: bool,
     ) -> Self {
         let overflow = make();
         Family {
@@ -148,6 +156,7 @@ impl<M: Metric> Family<M> {
                 map: SeriesMap::new(limit, seed),
                 make,
                 overflow,
+                adopted,
                 overflowed: AtomicU64::new(0),
                 export: Mutex::new(ExportOptions::for_kind(M::KIND)),
                 described: OnceLock::new(),
@@ -401,12 +410,17 @@ impl<M: Metric> Family<M> {
     /// lookup: for series the family cannot hold under their own labels
     /// (the facade's keys whose label names differ from the family's).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) fn overflow_handle(&self) -> M
+    /// `None` for an adopted metric's family, whose overflow series would
+    /// be the metric itself.
+    pub(crate) fn overflow_handle(&self) -> Option<M>
     where
         M: Clone,
     {
+        if self.inner.adopted {
+            return None;
+        }
         self.inner.overflowed.fetch_add(1, Relaxed);
-        self.inner.overflow.clone()
+        Some(self.inner.overflow.clone())
     }
 
     /// The label names, in order.
