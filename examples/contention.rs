@@ -24,10 +24,13 @@
 //! ns, `support::values`), each thread walking it with its own cursor; each
 //! thread records the whole table untimed first. Runs check the final count
 //! (threads × records) wherever the implementation can report one, summing
-//! the per-thread `hdrhistogram`s. Beside throughput it reports the bytes the
+//! the per-thread `hdrhistogram`s (and, for `hdrhistogram`'s own concurrent
+//! path, `hdr-sync`, dropping each thread's `Recorder` and refreshing the
+//! `SyncHistogram`). Beside throughput it reports the bytes the
 //! series holds at the end of the last run: measured for metricz
 //! (`bytes_used`) and `hdrhistogram` (counts array + struct, summed over
-//! threads), estimated from the bucket layout for `prometheus` and
+//! threads; for `hdr-sync` the merged histogram and one per recorder),
+//! estimated from the bucket layout for `prometheus` and
 //! `prometheus-client`, and records × 8 for the `metrics` exporter, which
 //! keeps every sample until scraped (see `benches/support/mod.rs`).
 //!
@@ -993,6 +996,7 @@ mod tests {
             "metricz",
             "hdr-per-thread",
             "hdr-mutex",
+            "hdr-sync",
             "prometheus",
             "prometheus-client",
             "metrics-exporter",
@@ -1037,6 +1041,8 @@ mod tests {
                 .expect("bytes reported")
         };
         assert_eq!(bytes("hdr-per-thread", 2), 2 * bytes("hdr-per-thread", 1));
+        // The sync path: the merged histogram and one per recorder.
+        assert_eq!(bytes("hdr-sync", 1) * 3, bytes("hdr-sync", 2) * 2);
         let svg = std::fs::read_to_string(out.join("histogram.svg")).expect("histogram svg");
         assert!(svg.starts_with("<svg"));
         for name in implementations {

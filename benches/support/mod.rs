@@ -346,7 +346,9 @@ pub fn pool(threads: usize) -> ThreadPool {
 }
 
 /// Calls `$m!` with every histogram the study and the benches sweep: metricz,
-/// then `hdrhistogram` one per thread and behind a mutex, then the peers.
+/// then `hdrhistogram` one per thread, behind a mutex and through its own
+/// concurrent path (`SyncHistogram` + a `Recorder` per thread), then the
+/// peers.
 #[allow(unused_macros)] // each target uses one of the two lists
 macro_rules! for_each_histogram {
     ($m:ident) => {
@@ -354,6 +356,7 @@ macro_rules! for_each_histogram {
             metricz::Histogram,
             $crate::support::HdrPerThread,
             $crate::support::HdrMutex,
+            $crate::support::HdrSync,
             $crate::support::PromHistogram,
             $crate::support::PromClientHistogram,
             $crate::support::MetricsHistogram
@@ -577,6 +580,59 @@ impl HistogramStrategy for HdrMutex {
     fn bytes(&self, _: &[()], _: u64) -> usize {
         hdr_bytes(&self.lock()) + std::mem::size_of::<Self>()
             - std::mem::size_of::<hdrhistogram::Histogram<u64>>()
+    }
+}
+
+/// `hdrhistogram`'s own concurrent path: one `SyncHistogram` and a
+/// `Recorder` per thread, made on that thread before the warm-up. A record
+/// is a plain update of the recorder's own histogram plus a load of the
+/// shared phase; reading the series takes a refresh, which waits until
+/// every live recorder has handed over its histogram (its next record, or
+/// its drop): the reader depends on the writers.
+#[derive(Debug)]
+pub struct HdrSync(Mutex<hdrhistogram::sync::SyncHistogram<u64>>);
+
+impl HistogramStrategy for HdrSync {
+    const NAME: &'static str = "hdr-sync";
+    /// The thread's recorder, in a `Cell` so `count` can take and drop it
+    /// (handing its histogram over) through the shared slice of parts.
+    type Local = std::cell::Cell<Option<hdrhistogram::sync::Recorder<u64>>>;
+
+    fn build() -> Self {
+        HdrSync(Mutex::new(hdr().into_sync()))
+    }
+
+    fn local(&self) -> Self::Local {
+        std::cell::Cell::new(Some(self.lock().recorder()))
+    }
+
+    #[inline]
+    fn record(&self, local: &mut Self::Local, value: u64) {
+        if let Some(recorder) = local.get_mut() {
+            recorder.saturating_record(value);
+        }
+    }
+
+    /// Drops every recorder (each hands its histogram over) and refreshes.
+    fn count(&self, locals: &[Self::Local]) -> Option<u64> {
+        for local in locals {
+            drop(local.take());
+        }
+        let mut sync = self.lock();
+        sync.refresh();
+        Some(sync.len())
+    }
+
+    /// From the layout: the merged histogram and one local histogram per
+    /// recorder, each a full counts array (what `hdr_bytes` measures).
+    fn bytes(&self, locals: &[Self::Local], _: u64) -> usize {
+        (locals.len() + 1) * hdr_bytes(&self.lock())
+    }
+}
+
+impl HdrSync {
+    fn lock(&self) -> std::sync::MutexGuard<'_, hdrhistogram::sync::SyncHistogram<u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
