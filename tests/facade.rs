@@ -591,3 +591,13 @@ fn descriptions_racing_first_use_are_kept() {
     });
     assert_eq!(lost, 0, "{lost} descriptions lost in {ROUNDS} rounds");
 }
+
+#[test]
+fn a_description_of_another_kind_is_not_used() {
+    let (registry, _) = recorded(|| {
+        metrics::describe_gauge!("q_total", Unit::Bytes, "A gauge's words.");
+        counter!("q_total").increment(1);
+    });
+    let family = registry.counter_vec("q_total", "", &[]).unwrap();
+    assert_eq!((family.help(), family.unit()), ("", None));
+}

@@ -122,7 +122,7 @@ mod cache;
 mod handles;
 mod resolve;
 
-use crate::registry::{CounterVec, RegistryError};
+use crate::registry::{CounterVec, MetricKind, RegistryError};
 use crate::Registry;
 use metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use std::collections::HashMap;
@@ -155,8 +155,8 @@ pub(crate) struct Shared {
     /// Tells this recorder's entries in the thread caches from others'.
     id: u64,
     registry: Registry,
-    /// Descriptions by (sanitised) name: help and unit.
-    descriptions: Mutex<HashMap<String, (String, Option<Unit>)>>,
+    /// Descriptions by kind and family name: help and unit.
+    descriptions: Mutex<HashMap<(MetricKind, String), (String, Option<Unit>)>>,
     /// `metricz_facade_rejected_total{reason}`, registered at the first
     /// rejection (so a registry without one exports no such family).
     rejected: OnceLock<Option<CounterVec>>,

@@ -254,7 +254,7 @@ impl Shared {
             .collect();
         labels.sort_by(|a, b| a.0.cmp(&b.0));
         let names: Vec<&str> = labels.iter().map(|(n, _)| n.as_str()).collect();
-        let (help, unit) = self.description(&name);
+        let (help, unit) = self.description::<M>(&name);
         let (family, values) = match M::family(&self.registry, &name, &names, &help, unit) {
             Ok(family) => (family, labels.iter().map(|(_, v)| *v).collect()),
             Err(RegistryError::LabelNamesConflict { .. }) => {
@@ -285,7 +285,7 @@ impl Shared {
             // it before looking for the family, and this reads the record
             // after creating the family (both under the map's lock), so
             // one of the two sees the other.
-            let (help, unit) = self.description(&name);
+            let (help, unit) = self.description::<M>(&name);
             if !help.is_empty() {
                 family.describe_late(
                     &help,
@@ -303,23 +303,25 @@ impl Shared {
         })
     }
 
-    /// The help and unit described for `name` (empty help if none).
-    fn description(&self, name: &str) -> (String, Option<Unit>) {
+    /// The help and unit described for `name` as kind `M` (empty help if
+    /// none).
+    fn description<M: Kind>(&self, name: &str) -> (String, Option<Unit>) {
         let descriptions = self.descriptions.lock().unwrap_or_else(|e| e.into_inner());
         descriptions
-            .get(name)
+            .get(&(M::KIND, name.to_string()))
             .cloned()
             .unwrap_or((String::new(), None))
     }
 
-    /// Records a description of `name` (the first one wins) and gives it
+    /// Records a description of `name` as kind `M` (the first one wins; a
+    /// description of another kind is not this one's) and gives it
     /// to the family if it already exists without help.
     pub(super) fn describe<M: Kind>(&self, key: KeyName, unit: Option<Unit>, help: SharedString) {
         let name = M::family_name(&self.registry, sanitize(key.as_str(), true));
         {
             let mut descriptions = self.descriptions.lock().unwrap_or_else(|e| e.into_inner());
             descriptions
-                .entry(name.clone())
+                .entry((M::KIND, name.clone()))
                 .or_insert_with(|| (help.to_string(), unit));
         }
         if let Some(family) = self.registry.existing::<M>(&name) {
