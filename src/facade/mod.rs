@@ -150,13 +150,16 @@ pub struct Recorder {
     shared: Arc<Shared>,
 }
 
+/// Help and unit by kind and family name, as `describe_*` gave them.
+type Descriptions = HashMap<(MetricKind, String), (String, Option<Unit>)>;
+
 /// What every clone of a recorder and every thread's cache entry shares.
 pub(crate) struct Shared {
     /// Tells this recorder's entries in the thread caches from others'.
     id: u64,
     registry: Registry,
     /// Descriptions by kind and family name: help and unit.
-    descriptions: Mutex<HashMap<(MetricKind, String), (String, Option<Unit>)>>,
+    descriptions: Mutex<Descriptions>,
     /// `metricz_facade_rejected_total{reason}`, registered at the first
     /// rejection (so a registry without one exports no such family).
     rejected: OnceLock<Option<CounterVec>>,
