@@ -1,7 +1,9 @@
 //! Histogram benchmarks (criterion): `record` across threads for metricz's
-//! `Histogram` against `hdrhistogram` (one per thread, and behind a `Mutex`),
-//! `prometheus`, `prometheus-client` and the `metrics` exporter's histogram,
-//! all recording the same table of log-uniform values (1 µs–100 ms in ns).
+//! `Histogram` against `hdrhistogram` (one per thread, behind a `Mutex`, and
+//! its own `SyncHistogram` with a `Recorder` per thread), `prometheus`,
+//! `prometheus-client` and the `metrics` exporter's histogram, all
+//! recording the same table of log-uniform values (1 µs–100 ms in ns); and
+//! `record-parts`, what one `record` on one thread is made of (below).
 //!
 //! ```text
 //! cargo bench --bench histogram                  # every thread count
@@ -46,9 +48,54 @@ fn contention(c: &mut Criterion) {
     }
 }
 
+/// `record-parts/1thread`: the pieces of one `Histogram::record` on one
+/// thread, each timed alone over the same value table, so the paper can
+/// say where a record's time goes: the CPU read (`cpu::current`, rseq),
+/// one locked add and two (the bucket count and the exact sum are one
+/// each, on lines only this thread writes), the min/max loads (two plain
+/// loads), and the whole record. What is left of the record after the
+/// parts is the index math and the shard and block lookups.
+fn parts(c: &mut Criterion) {
+    use std::hint::black_box;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let values = support::values();
+    let mut group = c.benchmark_group("record-parts/1thread");
+    group.throughput(Throughput::Elements(1));
+    let mut next = 0usize;
+    let mut value = move || {
+        next = next.wrapping_add(1);
+        values[next & (support::VALUES_LEN - 1)]
+    };
+    group.bench_function("cpu-read", |b| {
+        b.iter(|| black_box(metricz::cpu::current()))
+    });
+    let words = [AtomicU64::new(0), AtomicU64::new(0)];
+    group.bench_function("one-locked-add", |b| {
+        b.iter(|| words[0].fetch_add(black_box(1), Relaxed))
+    });
+    group.bench_function("two-locked-adds", |b| {
+        b.iter(|| {
+            words[0].fetch_add(black_box(1), Relaxed);
+            words[1].fetch_add(black_box(value()), Relaxed)
+        })
+    });
+    group.bench_function("min-max-loads", |b| {
+        b.iter(|| {
+            let v = value();
+            black_box(v < words[0].load(Relaxed)) | black_box(v > words[1].load(Relaxed))
+        })
+    });
+    let histogram = metricz::Histogram::new();
+    for _ in 0..support::VALUES_LEN {
+        histogram.record(value());
+    }
+    group.bench_function("record", |b| b.iter(|| histogram.record(value())));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = support::criterion_config();
-    targets = contention
+    targets = contention, parts
 }
 criterion_main!(benches);
