@@ -7,10 +7,10 @@
 //! thread-local recorder read, `register_*`, the handle's operation and its
 //! drop.
 
-use super::{StartGate, VALUES_LEN};
+use super::VALUES_LEN;
 use rayon::ThreadPool;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Calls `$m!` with every recorder the facade section and bench compare:
 /// metricz, then the peer.
@@ -244,27 +244,12 @@ fn timed_local<R, T, S, O>(
 ) -> Duration
 where
     R: metrics::Recorder + Sync,
+    T: Send,
     S: Fn(usize) -> T + Sync,
     O: Fn(&mut T) + Sync,
 {
-    let gate = StartGate::new(pool.current_num_threads());
-    let runs = pool.broadcast(|ctx| {
-        let mut state = setup(ctx.index());
-        metrics::with_local_recorder(recorder, || {
-            for _ in 0..warm {
-                op(&mut state);
-            }
-            gate.wait();
-            let start = Instant::now();
-            for _ in 0..ops {
-                op(&mut state);
-            }
-            (start, Instant::now())
-        })
-    });
-    let start = runs.iter().map(|r| r.0).min().expect("at least one thread");
-    let end = runs.iter().map(|r| r.1).max().expect("at least one thread");
-    end - start
+    let around = |body: &mut dyn FnMut()| metrics::with_local_recorder(recorder, body);
+    super::timed_run_in(pool, warm, ops, setup, op, around).0
 }
 
 /// Runs `warm` untimed then `ops` timed macro calls of `workload` through

@@ -279,18 +279,43 @@ where
     S: Fn(usize) -> T + Sync,
     O: Fn(&mut T) + Sync,
 {
+    timed_run_in(pool, warm, ops, setup, op, |body| body())
+}
+
+/// [`timed_run_with`], each thread's warm-up and timed loop running inside
+/// `around` (which must call the body it is given once): e.g. with a
+/// thread-local recorder set for the whole loop.
+pub fn timed_run_in<T, S, O, A>(
+    pool: &ThreadPool,
+    warm: u64,
+    ops: u64,
+    setup: S,
+    op: O,
+    around: A,
+) -> (Duration, Vec<T>)
+where
+    T: Send,
+    S: Fn(usize) -> T + Sync,
+    O: Fn(&mut T) + Sync,
+    A: Fn(&mut dyn FnMut()) + Sync,
+{
     let gate = StartGate::new(pool.current_num_threads());
     let runs = pool.broadcast(|ctx| {
         let mut state = setup(ctx.index());
-        for _ in 0..warm {
-            op(&mut state);
-        }
-        gate.wait();
-        let start = Instant::now();
-        for _ in 0..ops {
-            op(&mut state);
-        }
-        (start, Instant::now(), state)
+        let mut times = None;
+        around(&mut || {
+            for _ in 0..warm {
+                op(&mut state);
+            }
+            gate.wait();
+            let start = Instant::now();
+            for _ in 0..ops {
+                op(&mut state);
+            }
+            times = Some((start, Instant::now()));
+        });
+        let (start, end) = times.expect("`around` runs the body");
+        (start, end, state)
     });
     let start = runs.iter().map(|r| r.0).min().expect("at least one thread");
     let end = runs.iter().map(|r| r.1).max().expect("at least one thread");

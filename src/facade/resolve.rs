@@ -60,17 +60,25 @@ pub(super) trait Kind: Metric + Stored + Clone + Sized {
     ) -> Result<Family<Self>, RegistryError>;
 }
 
+/// `Kind`'s handle items for the `metrics` handle type `$handle`: its
+/// `from_arc` over a thread's wrapper, and its no-op.
+macro_rules! handle_fns {
+    ($handle:ty) => {
+        type Handle = $handle;
+
+        #[inline]
+        fn handle(local: &Arc<Local<Self>>) -> $handle {
+            <$handle>::from_arc(Arc::clone(local))
+        }
+
+        fn noop() -> $handle {
+            <$handle>::noop()
+        }
+    };
+}
+
 impl Kind for Counter {
-    type Handle = metrics::Counter;
-
-    #[inline]
-    fn handle(local: &Arc<Local<Self>>) -> metrics::Counter {
-        metrics::Counter::from_arc(Arc::clone(local))
-    }
-
-    fn noop() -> metrics::Counter {
-        metrics::Counter::noop()
-    }
+    handle_fns!(metrics::Counter);
 
     /// Counters end in `_total`, as Prometheus names them and as
     /// OpenMetrics writes their samples anyway, unless a counter family of
@@ -94,16 +102,7 @@ impl Kind for Counter {
 }
 
 impl Kind for Gauge {
-    type Handle = metrics::Gauge;
-
-    #[inline]
-    fn handle(local: &Arc<Local<Self>>) -> metrics::Gauge {
-        metrics::Gauge::from_arc(Arc::clone(local))
-    }
-
-    fn noop() -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
+    handle_fns!(metrics::Gauge);
 
     fn family(
         registry: &Registry,
@@ -117,21 +116,13 @@ impl Kind for Gauge {
 }
 
 /// The most a facade histogram records, in recorded integers: 10¹⁵ (11.6
-/// days in nanoseconds, 10⁹ at the unitless scale of 10⁻⁶). The HDR blocks are allocated as values reach
-/// them, so the range costs nothing until used.
+/// days in nanoseconds, 10⁹ at the unitless scale of 10⁻⁶). The HDR blocks
+/// are allocated as values reach them, so the range costs nothing until
+/// used.
 const HISTOGRAM_HIGHEST: u64 = 1_000_000_000_000_000;
 
 impl Kind for Histogram {
-    type Handle = metrics::Histogram;
-
-    #[inline]
-    fn handle(local: &Arc<Local<Self>>) -> metrics::Histogram {
-        metrics::Histogram::from_arc(Arc::clone(local))
-    }
-
-    fn noop() -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
+    handle_fns!(metrics::Histogram);
 
     fn family(
         registry: &Registry,
