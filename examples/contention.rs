@@ -933,6 +933,36 @@ fn main() {
 mod tests {
     use super::*;
 
+    /// The rows of a quick study's CSV for every name at 1 and 2 threads
+    /// (and no others), split into fields, each checked: as many fields as
+    /// the header (which ends in `bytes_per_series`), 3 runs, and a
+    /// positive median between positive min and max, at positive ns/op.
+    fn checked_rows<'a>(csv: &'a str, names: &[&str], what: &str) -> Vec<Vec<&'a str>> {
+        let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        assert_eq!(header.last(), Some(&"bytes_per_series"));
+        let rows: Vec<&str> = lines.collect();
+        assert_eq!(rows.len(), names.len() * 2, "{what} rows");
+        let mut checked = Vec::new();
+        for name in names {
+            for threads in [1, 2] {
+                let row = rows
+                    .iter()
+                    .find(|r| r.starts_with(&format!("{name},{threads},")))
+                    .unwrap_or_else(|| panic!("no {what} row for {name} at {threads} threads"));
+                let fields: Vec<&str> = row.split(',').collect();
+                assert_eq!(fields.len(), header.len(), "{row}");
+                assert_eq!(fields[3], "3", "runs recorded: {row}");
+                let number = |i: usize| -> f64 { fields[i].parse().unwrap() };
+                let (median, min, max, ns) = (number(5), number(6), number(7), number(8));
+                assert!(min > 0.0 && min <= median && median <= max, "{row}");
+                assert!(ns > 0.0, "{row}");
+                checked.push(fields);
+            }
+        }
+        checked
+    }
+
     #[test]
     fn quick_study_writes_every_curve() {
         let out = std::env::temp_dir().join(format!("metricz-contention-{}", std::process::id()));
@@ -1003,33 +1033,11 @@ mod tests {
         ];
         assert_eq!(study.histograms.len(), implementations.len() * 2);
         let csv = std::fs::read_to_string(out.join("histogram.csv")).expect("histogram csv");
-        let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
-        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-        assert_eq!(header.last(), Some(&"bytes_per_series"));
-        let rows: Vec<&str> = lines.collect();
-        assert_eq!(rows.len(), implementations.len() * 2);
-        for name in implementations {
-            for threads in [1, 2] {
-                let row = rows
-                    .iter()
-                    .find(|r| r.starts_with(&format!("{name},{threads},")))
-                    .unwrap_or_else(|| panic!("no histogram row for {name} at {threads} threads"));
-                let fields: Vec<&str> = row.split(',').collect();
-                assert_eq!(fields.len(), header.len(), "{row}");
-                assert_eq!(fields[3], "3", "runs recorded");
-                let (median, min, max, ns): (f64, f64, f64, f64) = (
-                    fields[5].parse().unwrap(),
-                    fields[6].parse().unwrap(),
-                    fields[7].parse().unwrap(),
-                    fields[8].parse().unwrap(),
-                );
-                assert!(min > 0.0 && min <= median && median <= max, "{row}");
-                assert!(ns > 0.0, "{row}");
-                let bytes: u64 = fields[9]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bytes in {row}"));
-                assert!(bytes > 0, "{row}");
-            }
+        for fields in checked_rows(&csv, &implementations, "histogram") {
+            let bytes: u64 = fields[9]
+                .parse()
+                .unwrap_or_else(|_| panic!("bytes in {fields:?}"));
+            assert!(bytes > 0, "{fields:?}");
         }
         // Per-thread hdrhistograms hold one full counts array per thread.
         let bytes = |name: &str, threads: usize| {
@@ -1146,37 +1154,16 @@ mod tests {
         );
         let csv = std::fs::read_to_string(out.join("facade.csv")).expect("facade csv");
         assert!(csv.starts_with("# machine: "));
-        let mut lines = csv.lines().filter(|l| !l.starts_with('#'));
-        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-        assert_eq!(header.last(), Some(&"bytes_per_series"));
-        let rows: Vec<&str> = lines.collect();
-        assert_eq!(rows.len(), curves.len() * 2);
-        for name in curves {
-            for threads in [1, 2] {
-                let row = rows
-                    .iter()
-                    .find(|r| r.starts_with(&format!("{name},{threads},")))
-                    .unwrap_or_else(|| panic!("no facade row for {name} at {threads} threads"));
-                let fields: Vec<&str> = row.split(',').collect();
-                assert_eq!(fields.len(), header.len(), "{row}");
-                assert_eq!(fields[2], (threads > cores()).to_string(), "{row}");
-                assert_eq!(fields[3], "3", "runs recorded");
-                let (median, min, max, ns): (f64, f64, f64, f64) = (
-                    fields[5].parse().unwrap(),
-                    fields[6].parse().unwrap(),
-                    fields[7].parse().unwrap(),
-                    fields[8].parse().unwrap(),
-                );
-                assert!(min > 0.0 && min <= median && median <= max, "{row}");
-                assert!(ns > 0.0, "{row}");
-                if name.ends_with("/histogram") {
-                    let bytes: u64 = fields[9]
-                        .parse()
-                        .unwrap_or_else(|_| panic!("bytes in {row}"));
-                    assert!(bytes > 0, "{row}");
-                } else {
-                    assert_eq!(fields[9], "", "no bytes for counters: {row}");
-                }
+        for fields in checked_rows(&csv, &curves, "facade") {
+            let threads: usize = fields[1].parse().unwrap();
+            assert_eq!(fields[2], (threads > cores()).to_string(), "{fields:?}");
+            if fields[0].ends_with("/histogram") {
+                let bytes: u64 = fields[9]
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bytes in {fields:?}"));
+                assert!(bytes > 0, "{fields:?}");
+            } else {
+                assert_eq!(fields[9], "", "no bytes for counters: {fields:?}");
             }
         }
         // The exporter holds every sample: 8 bytes per record.

@@ -132,7 +132,8 @@ impl Registry {
         check_counter_name::<M>(name)?;
         let shared = metric.clone();
         let make: Make<M> = Box::new(move || shared.clone());
-        let (family, created) = self.family_made(name, help, unit, &[], Some(make), true)?;
+        let (family, created) =
+            self.family_unchecked_prefix(name, help, unit, &[], Some(make), true)?;
         if !created {
             return Err(RegistryError::AlreadyRegistered(name.to_string()));
         }
@@ -274,7 +275,7 @@ impl<'a> Describe<'a> {
         super::error::check_metric_name(self.name)?;
         check_counter_name::<M>(self.name)?;
         self.registry
-            .family_unchecked_prefix(self.name, self.help, self.unit, self.labels, None)
+            .family_unchecked_prefix(self.name, self.help, self.unit, self.labels, None, false)
             .map(|(family, _)| family)
     }
 
@@ -284,8 +285,14 @@ impl<'a> Describe<'a> {
         make: Make<M>,
     ) -> Result<(Family<M>, bool), RegistryError> {
         super::error::check_metric_name(self.name)?;
-        self.registry
-            .family_unchecked_prefix(self.name, self.help, unit, self.labels, Some(make))
+        self.registry.family_unchecked_prefix(
+            self.name,
+            self.help,
+            unit,
+            self.labels,
+            Some(make),
+            false,
+        )
     }
 
     /// The histogram configuration, checked once here so that making a

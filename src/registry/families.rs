@@ -121,7 +121,7 @@ impl Registry {
         if M::KIND == MetricKind::Counter && name == "_total" {
             return Err(RegistryError::InvalidMetricName(name.to_string()));
         }
-        self.family_unchecked_prefix(name, help, unit, labels, None)
+        self.family_unchecked_prefix(name, help, unit, labels, None, false)
             .map(|(family, _)| family)
     }
 
@@ -134,30 +134,18 @@ impl Registry {
         labels: &[&str],
     ) -> Result<CounterVec, RegistryError> {
         debug_assert!(name.starts_with("metricz_"));
-        self.family_unchecked_prefix(name, help, None, labels, None)
+        self.family_unchecked_prefix(name, help, None, labels, None, false)
             .map(|(family, _)| family)
     }
 
     /// [`family`](Self::family) without the reserved-prefix rule (the name
     /// is still checked against the Prometheus rules), making series with
     /// `make` (default: the kind's own), and saying whether the family was
-    /// created (rather than found).
+    /// created (rather than found). With `adopted`, `make` hands out one
+    /// metric built outside the registry (see [`Registry::register`]), so
+    /// the family has no overflow series of its own to offer
+    /// ([`Family::overflow_handle`]).
     pub(super) fn family_unchecked_prefix<M: Stored>(
-        &self,
-        name: &str,
-        help: &str,
-        unit: Option<&str>,
-        labels: &[&str],
-        make: Option<Make<M>>,
-    ) -> Result<(Family<M>, bool), RegistryError> {
-        self.family_made(name, help, unit, labels, make, false)
-    }
-
-    /// [`family_unchecked_prefix`](Self::family_unchecked_prefix); with
-    /// `adopted`, `make` hands out one metric built outside the registry
-    /// (see [`Registry::register`]), so the family has no overflow series
-    /// of its own to offer ([`Family::overflow_handle`]).
-    pub(super) fn family_made<M: Stored>(
         &self,
         name: &str,
         help: &str,
