@@ -314,8 +314,8 @@ impl Histogram {
             // a facade record. Where `x + 0.5` itself rounds (the largest
             // double below one half, and past 2^52) the result may be one
             // more than `round`'s: a unit, far below any histogram's
-            // precision. `as` saturates: +∞ and values past
-            // 2^64 become u64::MAX, which `record` clamps and counts.
+            // precision. `as` saturates: +∞ and values past 2^64 become
+            // u64::MAX, which `record` clamps and counts.
             self.record_n((x + 0.5) as u64, n);
         } else {
             // Negative or NaN. Relaxed: a tally, read by `invalid`.

@@ -98,7 +98,7 @@ pub(crate) struct Inner<M> {
     pub(crate) export: Mutex<ExportOptions>,
     /// Help and unit given after registration to a family registered
     /// without help (the `metrics` facade's `describe_*` after first use).
-    pub(crate) described: OnceLock<(String, Option<String>)>,
+    described: OnceLock<(String, Option<String>)>,
     /// The series sorted by label values as of the map version it was
     /// built at; collection rebuilds it only when series came or went, so
     /// a steady-state scrape neither sorts nor allocates. Holds handles, so
@@ -392,7 +392,7 @@ impl<M: Metric> Family<M> {
     ///
     /// Acquire pairs with the Release bump that follows each unlink, so a
     /// lookup after a load that sees a removal's bump does not find the
-    /// removed series (loom M11).
+    /// removed series (loom M11, M12).
     #[inline]
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn changes(&self) -> u64 {
@@ -409,9 +409,9 @@ impl<M: Metric> Family<M> {
     /// A handle to the family's overflow series, counted as an overflowed
     /// lookup: for series the family cannot hold under their own labels
     /// (the facade's keys whose label names differ from the family's).
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     /// `None` for an adopted metric's family, whose overflow series would
     /// be the metric itself.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn overflow_handle(&self) -> Option<M>
     where
         M: Clone,
