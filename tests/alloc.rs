@@ -291,6 +291,50 @@ fn histogram_record_does_not_allocate_once_blocks_exist() {
     assert_eq!(f.invalid(), 2 * ROUNDS);
 }
 
+/// A histogram with a shard per CPU (restartable-sequence records where
+/// the process has them): once every CPU's blocks and carry blocks exist,
+/// records allocate nothing, and neither does `take_interval_into` once
+/// the first take allocated the baseline.
+#[test]
+fn histogram_per_cpu_records_and_intervals_do_not_allocate() {
+    let h = Histogram::new();
+    // Every CPU's shard, blocks and carry blocks (a record of 2^15 at once
+    // moves the count into its carry word).
+    on_every_cpu(|| {
+        for &v in &HISTOGRAM_VALUES {
+            h.record_n(v, 1 << 15);
+        }
+    });
+    let mut interval = h.take_interval();
+    let warm = interval.count();
+    let mut taken = 0;
+    let (allocations, ()) = allocations_in(|| {
+        for round in 0..ROUNDS {
+            for &v in &HISTOGRAM_VALUES {
+                h.record(black_box(v));
+                h.record_n(black_box(v), black_box(round % 5));
+            }
+            if round % 100 == 0 {
+                h.take_interval_into(&mut interval);
+                taken += interval.count();
+            }
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "per-CPU Histogram record/take_interval_into: {allocations} allocations"
+    );
+    let per_value = ROUNDS + (0..ROUNDS).map(|r| r % 5).sum::<u64>();
+    assert_eq!(
+        warm,
+        ((cpus_allowed().len() * HISTOGRAM_VALUES.len()) as u64) << 15
+    );
+    assert_eq!(
+        taken + h.snapshot().count(),
+        per_value * HISTOGRAM_VALUES.len() as u64
+    );
+}
+
 #[test]
 fn histogram_record_in_a_new_block_allocates() {
     let h = Histogram::builder().shards(1).build().unwrap();

@@ -401,6 +401,212 @@ fn take_interval_resets() {
     assert_eq!(h.snapshot().count(), 1);
 }
 
+/// One bucket hammered from every thread: each count's 16-bit word passes
+/// its transfer threshold and fills up again and again (transfers into the
+/// carry word, full words sent to it, racing each other and the readers),
+/// and a reader's counts never go backwards while an interval taker
+/// splits the records exactly.
+#[test]
+fn a_hot_bucket_stays_exact_and_never_reads_backwards() {
+    const HOT: u64 = if cfg!(miri) { 200 } else { 150_000 };
+    let h = miri_sized(Histogram::builder());
+    let stop = AtomicBool::new(false);
+    let barrier = Barrier::new(THREADS as usize + 2);
+    let (taken, taken_sum) = thread::scope(|s| {
+        s.spawn(|| {
+            barrier.wait();
+            while !stop.load(Ordering::Acquire) {
+                // Since the last take, so not monotone; but each is whole.
+                let s = h.snapshot();
+                assert_eq!(s.buckets().map(|b| b.count).sum::<u64>(), s.count());
+                assert!(s.count() <= THREADS * (HOT + HOT.div_ceil(1_000) * 39_999));
+            }
+        });
+        let taker = s.spawn(|| {
+            barrier.wait();
+            let (mut count, mut sum) = (0u64, 0u64);
+            let mut interval = h.take_interval();
+            loop {
+                let done = stop.load(Ordering::Acquire);
+                count += interval.count();
+                sum += interval.sum();
+                if done {
+                    break;
+                }
+                h.take_interval_into(&mut interval);
+            }
+            (count, sum)
+        });
+        let writers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (h, barrier) = (h.clone(), &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..HOT {
+                        // Mostly single records; now and then a batch that
+                        // may not fit the word.
+                        h.record_n(1_000 + t % 2, if i % 1_000 == 0 { 40_000 } else { 1 });
+                    }
+                })
+            })
+            .collect();
+        {
+            let _stop = StopOnDrop(&stop);
+            for w in writers {
+                w.join().unwrap();
+            }
+        }
+        taker.join().unwrap()
+    });
+    let per_thread = HOT + HOT.div_ceil(1_000) * 39_999;
+    let s = h.snapshot();
+    assert_eq!(taken + s.count(), THREADS * per_thread);
+    let expected_sum = (0..THREADS)
+        .map(|t| (1_000 + t % 2) * per_thread)
+        .sum::<u64>();
+    assert_eq!(taken_sum + s.sum(), expected_sum);
+}
+
+/// `count()` of a histogram recorded into from every thread, read while
+/// they record, never decreases (no take runs), including across the
+/// transfers of one hot bucket's words.
+#[test]
+fn count_never_reads_backwards_under_hot_records() {
+    const HOT: u64 = if cfg!(miri) { 200 } else { 100_000 };
+    let h = miri_sized(Histogram::builder());
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let (mut last, mut reads) = (0, 0u64);
+            while !stop.load(Ordering::Acquire) {
+                let now = h.count();
+                assert!(now >= last, "count went from {last} to {now}");
+                last = now;
+                reads += 1;
+            }
+            reads
+        });
+        let writers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let h = h.clone();
+                s.spawn(move || {
+                    for _ in 0..HOT {
+                        h.record(77);
+                    }
+                })
+            })
+            .collect();
+        {
+            let _stop = StopOnDrop(&stop);
+            for w in writers {
+                w.join().unwrap();
+            }
+        }
+        assert!(reader.join().unwrap() > 0);
+    });
+    assert_eq!(h.count(), THREADS * HOT);
+    assert_eq!(
+        h.snapshot().buckets().map(|b| b.count).collect::<Vec<_>>(),
+        vec![THREADS * HOT]
+    );
+}
+
+/// Unregisters glibc's rseq area of the calling thread, so the kernel sets
+/// its `cpu_id` to −1: a thread that cannot use restartable sequences.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    target_arch = "x86_64",
+    not(miri)
+))]
+fn unregister_rseq() {
+    // SAFETY: dlsym with NUL-terminated names; the symbols, where present,
+    // are glibc's `const ptrdiff_t __rseq_offset` and `const unsigned int
+    // __rseq_size`.
+    let (offset, size) = unsafe {
+        let offset = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr());
+        let size = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr());
+        assert!(
+            !offset.is_null() && !size.is_null(),
+            "no glibc rseq symbols"
+        );
+        (offset.cast::<isize>().read(), size.cast::<u32>().read())
+    };
+    // On x86_64 glibc, `pthread_self()` is the thread pointer.
+    // SAFETY: no preconditions.
+    let area = (unsafe { libc::pthread_self() } as isize + offset) as *mut libc::c_void;
+    // The registered length: 32 (the original `struct rseq`), or
+    // `__rseq_size` on glibcs that register more.
+    let unregistered = [32u32, size].into_iter().any(|len| {
+        // SAFETY: unregistering the calling thread's own area, with the
+        // signature glibc registered; the area stays allocated (the thread
+        // control block), only the kernel stops updating it.
+        unsafe { libc::syscall(libc::SYS_rseq, area, len, 1, 0x5305_3053) == 0 }
+    });
+    assert!(unregistered, "rseq unregistration failed");
+}
+
+/// A thread without an rseq registration records into the fallback shard
+/// (locked updates), never into a CPU's shard, whose words only sequences
+/// on that CPU write; its records count like any other.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    target_arch = "x86_64",
+    not(miri)
+))]
+#[test]
+fn a_thread_without_rseq_records_into_the_fallback_shard() {
+    assert!(
+        metricz::counter::rseq::available(),
+        "this test needs glibc's rseq registration"
+    );
+    let h = Histogram::new();
+    thread::scope(|s| {
+        s.spawn(|| {
+            unregister_rseq();
+            assert_eq!(metricz::cpu::rseq_cpu(), None);
+            for i in 0..100_000u64 {
+                h.record(1_000 + i % 3);
+            }
+        });
+    });
+    assert!(h.fallback_shard_in_use(), "no fallback shard");
+    assert_eq!(h.shards_in_use(), 1, "a CPU's shard was written");
+    h.record(5);
+    assert_eq!(h.shards_in_use(), 2);
+    let s = h.snapshot();
+    assert_eq!((s.count(), s.min(), s.max()), (100_001, 5, 1_002));
+    assert_eq!(
+        s.sum(),
+        (0..100_000u64).map(|i| 1_000 + i % 3).sum::<u64>() + 5
+    );
+}
+
+/// The first `take_interval` allocates the baseline (a slot per block of
+/// the layout, and the counts of each block holding records); later takes
+/// add only blocks that gained records; `bytes_used` counts it exactly.
+#[test]
+fn the_interval_baseline_is_counted_in_bytes_used() {
+    let h = Histogram::builder().shards(1).build().unwrap();
+    h.record(1_000);
+    let before = h.bytes_used();
+    h.take_interval();
+    let slots = 33_792 / BLOCK_LEN * std::mem::size_of::<usize>();
+    assert_eq!(h.bytes_used() - before, slots + BLOCK_LEN * 8);
+    h.take_interval();
+    h.record(1_001);
+    h.take_interval();
+    assert_eq!(h.bytes_used() - before, slots + BLOCK_LEN * 8, "same block");
+    h.record(50_000_000);
+    h.take_interval();
+    // A new count block (its 16-bit counts, carry pointer and sequence
+    // word, padded to 8 bytes) and its baseline.
+    let block = BLOCK_COUNT_BYTES + 16;
+    assert_eq!(h.bytes_used() - before, slots + 2 * BLOCK_LEN * 8 + block);
+    assert_eq!(h.snapshot().count(), 0);
+}
+
 // ------------------------------------------------------- memory follows data --
 
 /// HdrHistogram's count index of `value` for lowest 1 and 3 figures (2048
@@ -411,9 +617,9 @@ fn default_index(value: u64) -> usize {
     (((u64::from(bucket) + 1) << 10) + sub_bucket - 1024) as usize
 }
 
-/// Counts per block and bytes per block's counts (32-bit), per the docs.
+/// Counts per block and bytes per block's counts (16-bit), per the docs.
 const BLOCK_LEN: usize = 256;
-const BLOCK_COUNT_BYTES: usize = BLOCK_LEN * 4;
+const BLOCK_COUNT_BYTES: usize = BLOCK_LEN * 2;
 
 #[test]
 fn default_index_is_hdrhistogram_layout() {
@@ -536,6 +742,11 @@ fn latency_spread_memory() {
         "block 80 holds no record"
     );
     let used = h.bytes_used();
+    assert!(
+        used - fresh <= 64 * 1024,
+        "{} bytes for one CPU",
+        used - fresh
+    );
     let blocks_in_layout = 33_792 / BLOCK_LEN;
     // Header, shard table, shard header with a pointer per block, and each
     // touched block's counts (+ at most 64 bytes of block header each).
@@ -559,14 +770,18 @@ fn counts_past_u32_are_exact() {
     let v = 12_345u64;
     let w = 9_999_999u64;
     let h = Histogram::builder().shards(1).build().unwrap();
-    // Below 2^31 a count needs no carry storage.
-    h.record_n(v, (1 << 31) - 1);
-    let before_carry = h.bytes_used();
-    h.record_n(v, u64::from(u32::MAX) + (1 << 31));
-    h.record(v);
-    assert!(h.bytes_used() > before_carry, "no carry storage");
-    let s = h.snapshot();
     let n = 2 * u64::from(u32::MAX) + 1;
+    // Below 2^15 a count needs no carry storage (a 16-bit word).
+    h.record_n(v, (1 << 15) - 1);
+    let before_carry = h.bytes_used();
+    h.record_n(v, n - (1 << 15));
+    h.record(v);
+    assert_eq!(
+        h.bytes_used() - before_carry,
+        BLOCK_LEN * 8,
+        "one carry block of 64-bit words"
+    );
+    let s = h.snapshot();
     assert_eq!(s.count(), n);
     assert_eq!(s.sum(), v * n);
     let mut expected = reference(1, metricz::histogram::DEFAULT_HIGHEST, 3);

@@ -17,10 +17,18 @@
 //! - a negative control runs the same sequence without arming it and must
 //!   lose increments under the same load, so the test is known to be able
 //!   to fail (RS3).
+//!
+//! The same load drives the histogram's restartable-sequence records (HS1,
+//! HS2): in stress builds a count's 16-bit word holds at most 7 and moves
+//! into its carry word from 4, so transfers (a sequence subtracting what a
+//! locked add put in the carry word) and full words happen every few
+//! records, on the same words the signal handlers record into, while a
+//! reader takes intervals. Its negative control (HS3) runs the histogram
+//! with its count sequences unarmed and must get the counts wrong.
 #![cfg(metricz_stress)]
 
 use metricz::counter::rseq;
-use metricz::Counter;
+use metricz::{Counter, Histogram};
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Barrier, Mutex};
@@ -30,10 +38,12 @@ const THREADS: usize = 8;
 const PER_THREAD: u64 = 3_000;
 
 thread_local! {
-    /// The counter this thread's SIGUSR1 handler increments (none: the
-    /// handler does nothing). Const-initialised and without a destructor,
-    /// so reading it in a signal handler is a plain thread-local load.
-    static HANDLER_COUNTER: Cell<Option<&'static Counter>> = const { Cell::new(None) };
+    /// What this thread's SIGUSR1 handler does (none: nothing): an
+    /// increment of a counter or a record into a histogram, both
+    /// async-signal-safe once the histogram's blocks exist. Const-initialised
+    /// and without a destructor, so reading it in a signal handler is a
+    /// plain thread-local load.
+    static HANDLER: Cell<Option<&'static (dyn Fn() + Sync)>> = const { Cell::new(None) };
     /// Set while this thread is inside `inc` (between compiler fences), so
     /// the handler can tell that it interrupted an increment.
     static IN_INC: Cell<bool> = const { Cell::new(false) };
@@ -49,8 +59,8 @@ static NESTED_INCS: AtomicU64 = AtomicU64::new(0);
 /// the current CPU's slot, or a lock-free `fetch_add` on the fallback word)
 /// and lock-free atomic adds; no allocation, no lock.
 extern "C" fn on_signal(_: libc::c_int) {
-    if let Some(counter) = HANDLER_COUNTER.with(Cell::get) {
-        counter.inc();
+    if let Some(handler) = HANDLER.with(Cell::get) {
+        handler();
         HANDLER_INCS.fetch_add(1, Relaxed);
         if IN_INC.with(Cell::get) {
             NESTED_INCS.fetch_add(1, Relaxed);
@@ -67,6 +77,14 @@ fn flagged(inc: impl Fn()) {
     inc();
     compiler_fence(SeqCst);
     IN_INC.with(|f| f.set(false));
+}
+
+/// Serialises the tests: they share the signal handler's tallies, and HS3
+/// switches the process's histogram count sequences to unarmed.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Installs the SIGUSR1 handler (without SA_RESTART, so signals really
@@ -99,22 +117,29 @@ fn cpus() -> Vec<usize> {
 }
 
 fn pin_to(cpu: usize) {
+    set_affinity(0, cpu);
+}
+
+/// Pins thread `tid` (0: the calling thread) to `cpu`.
+fn set_affinity(tid: libc::pid_t, cpu: usize) {
     // SAFETY: a set built with the libc macros, passed with its size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 
 /// Runs `THREADS` workers calling `inc` `PER_THREAD` times each, rotating
 /// their affinity and yielding, while a flooder signals them (their handler
-/// increments `in_handler`, if given) and a reader calls `read` (asserting
-/// it never decreases). Returns the reader's observation count.
+/// run `in_handler`, if given) and a reader calls `read` (asserting, with
+/// `monotone`, that it never decreases). Returns the reader's observation
+/// count.
 fn hammer(
     inc: impl Fn() + Sync,
     read: impl Fn() -> u64 + Sync,
-    in_handler: Option<&'static Counter>,
+    monotone: bool,
+    in_handler: Option<&'static (dyn Fn() + Sync)>,
 ) -> u64 {
     install_handler();
     let cpus = cpus();
@@ -134,11 +159,14 @@ fn hammer(
                 let (inc, cpus, tids, start) = (&inc, &cpus, &tids, &start);
                 let (running, end) = (&running, &end);
                 s.spawn(move || {
-                    HANDLER_COUNTER.with(|c| c.set(in_handler));
-                    // SAFETY: `pthread_self` has no preconditions.
+                    HANDLER.with(|c| c.set(in_handler));
+                    // SAFETY: `pthread_self` and `gettid` have no
+                    // preconditions.
                     tids.lock()
                         .unwrap()
-                        .push(unsafe { libc::pthread_self() } as usize);
+                        .push((unsafe { libc::pthread_self() } as usize, unsafe {
+                            libc::gettid()
+                        }));
                     start.wait();
                     for i in 0..PER_THREAD {
                         if i % 97 == 0 {
@@ -153,15 +181,22 @@ fn hammer(
                     end.wait();
                     // Signals sent before the flooder reached `end` were
                     // delivered before this thread returned from `wait`.
-                    HANDLER_COUNTER.with(|c| c.set(None));
+                    HANDLER.with(|c| c.set(None));
                 })
             })
             .collect();
         s.spawn(|| {
             start.wait();
-            let ids: Vec<usize> = tids.lock().unwrap().clone();
+            let ids: Vec<(usize, libc::pid_t)> = tids.lock().unwrap().clone();
+            let mut round = 0usize;
             while running.load(Relaxed) > 0 {
-                for &id in &ids {
+                round += 1;
+                for (k, &(id, tid)) in ids.iter().enumerate() {
+                    // Move the worker, wherever it is (inside a sequence,
+                    // or between a transfer's two halves): the kernel
+                    // migrates a running thread off a CPU its affinity no
+                    // longer allows.
+                    set_affinity(tid, cpus[(round + k) % cpus.len()]);
                     // SAFETY: the ids are of this scope's workers, which
                     // stay alive until this thread reaches `end` below.
                     unsafe { libc::pthread_kill(id as libc::pthread_t, libc::SIGUSR1) };
@@ -174,7 +209,10 @@ fn hammer(
             let mut last = 0;
             while !done.load(Relaxed) {
                 let now = read();
-                assert!(now >= last, "a read went back from {last} to {now}");
+                assert!(
+                    !monotone || now >= last,
+                    "a read went back from {last} to {now}"
+                );
                 last = now;
                 reads.fetch_add(1, Relaxed);
             }
@@ -192,6 +230,7 @@ fn hammer(
 /// increments) are exact, the abort path runs, and reads never decrease.
 #[test]
 fn rseq_increments_lose_nothing_under_preemption_migration_and_signals() {
+    let _serial = serial();
     assert!(
         rseq::available(),
         "this stress test needs glibc's rseq registration (glibc 2.35+, Linux 4.18+)"
@@ -202,7 +241,12 @@ fn rseq_increments_lose_nothing_under_preemption_migration_and_signals() {
     let counter: &'static Counter = Box::leak(Box::new(Counter::new()));
     let aborts_before = rseq::aborts();
     let (handled_before, nested_before) = (HANDLER_INCS.load(Relaxed), NESTED_INCS.load(Relaxed));
-    let reads = hammer(|| counter.inc(), || counter.get(), Some(counter));
+    let reads = hammer(
+        || counter.inc(),
+        || counter.get(),
+        true,
+        Some(leak(|| counter.inc())),
+    );
     let aborts = rseq::aborts() - aborts_before;
     // Every handler ran on a worker before it passed `end`, so before the
     // scope joined it: these counts are final.
@@ -232,6 +276,7 @@ fn rseq_increments_lose_nothing_under_preemption_migration_and_signals() {
 /// increments under the same load.
 #[test]
 fn unarmed_sequence_loses_increments() {
+    let _serial = serial();
     let slots: Vec<AtomicU64> = (0..=cpus().into_iter().max().unwrap())
         .map(|_| AtomicU64::new(0))
         .collect();
@@ -247,6 +292,7 @@ fn unarmed_sequence_loses_increments() {
             }
         },
         || 0,
+        false,
         None,
     );
     let expected = THREADS as u64 * PER_THREAD;
@@ -259,5 +305,164 @@ fn unarmed_sequence_loses_increments() {
     eprintln!(
         "negative control: {} of {expected} increments lost",
         expected - got
+    );
+}
+
+/// `f` as a `'static` signal-handler action.
+fn leak(f: impl Fn() + Sync + 'static) -> &'static (dyn Fn() + Sync) {
+    Box::leak(Box::new(f))
+}
+
+/// The value the signal handlers record: in the workers' hot bucket.
+const HOT: u64 = 1_000;
+
+/// A leaked histogram with a shard per CPU (restartable-sequence records),
+/// warmed on every CPU the process may use: each CPU's shard, the blocks
+/// and carry blocks of the values below, and the interval baseline, so the
+/// signal handler's records allocate nothing.
+fn warm_histogram() -> &'static Histogram {
+    let h: &'static Histogram = Box::leak(Box::new(Histogram::new()));
+    let all = cpus();
+    for &cpu in &all {
+        pin_to(cpu);
+        for v in [HOT, HOT + 1, 70_000] {
+            // More than a 16-bit word holds in stress builds (7): straight
+            // into the carry word, which this allocates.
+            h.record_n(v, 8);
+        }
+    }
+    // Back to every CPU.
+    // SAFETY: a set built with the libc macros, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in &all {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+    h.take_interval();
+    h
+}
+
+/// Hammers `h` (workers record `HOT`, `HOT + 1` and `70_000` in turn, the
+/// handlers `HOT`) while the reader alternates `count()` with taking
+/// intervals, asserting that what it has taken plus `count()` never
+/// decreases. Returns (records made, their sum, counted: taken + left,
+/// summed: taken + left, aborts, nested handler records, reads, transfers
+/// undone because the thread had moved off the block's CPU).
+fn hammer_histogram(h: &'static Histogram, monotone: bool) -> [u64; 8] {
+    let taken = AtomicU64::new(0);
+    let taken_sum = AtomicU64::new(0);
+    let calls = AtomicU64::new(0);
+    let per_worker = AtomicU64::new(0);
+    let aborts_before = rseq::aborts();
+    let undone_before = metricz::histogram::transfers_undone();
+    let (handled_before, nested_before) = (HANDLER_INCS.load(Relaxed), NESTED_INCS.load(Relaxed));
+    let reads = hammer(
+        || {
+            let i = per_worker.fetch_add(1, Relaxed);
+            h.record([HOT, HOT + 1, 70_000][(i % 3) as usize]);
+        },
+        || {
+            // Only this thread takes, so its taken total plus the count
+            // since its last take is the running total of records.
+            if calls.fetch_add(1, Relaxed).is_multiple_of(8) {
+                let interval = h.take_interval();
+                taken.fetch_add(interval.count(), Relaxed);
+                taken_sum.fetch_add(interval.sum(), Relaxed);
+            }
+            taken.load(Relaxed) + h.count()
+        },
+        monotone,
+        Some(leak(move || h.record(HOT))),
+    );
+    let handled = HANDLER_INCS.load(Relaxed) - handled_before;
+    let nested = NESTED_INCS.load(Relaxed) - nested_before;
+    let made = THREADS as u64 * PER_THREAD;
+    // The workers' values, by `per_worker`'s global order, plus the
+    // handlers' `HOT`s.
+    let made_sum = (0..made)
+        .map(|i| [HOT, HOT + 1, 70_000][(i % 3) as usize])
+        .sum::<u64>()
+        + handled * HOT;
+    let left = h.snapshot();
+    [
+        made + handled,
+        made_sum,
+        taken.load(Relaxed) + left.count(),
+        taken_sum.load(Relaxed) + left.sum(),
+        rseq::aborts() - aborts_before,
+        nested,
+        reads,
+        metricz::histogram::transfers_undone() - undone_before,
+    ]
+}
+
+/// HS1 + HS2: histogram records (two sequences each, the count's with
+/// transfers and full words every few records) under preemption,
+/// migration and signals (handlers recording into the same bucket, nested
+/// inside interrupted records) are exact, bucket by bucket and in the sum;
+/// intervals taken meanwhile partition them; the reader's running total
+/// never decreases; the abort path runs.
+#[test]
+fn histogram_rseq_records_lose_nothing_under_preemption_migration_and_signals() {
+    let _serial = serial();
+    assert!(
+        rseq::available(),
+        "this stress test needs glibc's rseq registration (glibc 2.35+, Linux 4.18+)"
+    );
+    let h = warm_histogram();
+    let [made, made_sum, counted, summed, aborts, nested, reads, undone] =
+        hammer_histogram(h, true);
+    assert_eq!(counted, made, "lost or duplicated histogram records");
+    assert_eq!(summed, made_sum, "lost or duplicated sums");
+    assert!(
+        aborts > 0,
+        "the abort handler never ran: the test exercised nothing"
+    );
+    assert!(nested > 0, "no signal handler interrupted a record");
+    assert!(
+        undone > 0,
+        "no transfer found its thread moved: the undo path was not exercised"
+    );
+    assert!(reads > 0);
+    assert!(
+        !h.fallback_shard_in_use(),
+        "a registered thread used the fallback shard"
+    );
+    eprintln!(
+        "histogram rseq stress: {made} records ({} by signal handlers, {nested} nested), \
+         {aborts} aborts, {undone} transfers undone, {reads} reads, exact counts and sums \
+         across intervals",
+        made - THREADS as u64 * PER_THREAD
+    );
+}
+
+/// HS3, the negative control: the same load with the count sequences
+/// unarmed gets the histogram's counts wrong (lost records, or transfers
+/// overwritten so that records count twice).
+#[test]
+fn unarmed_histogram_records_get_counts_wrong() {
+    let _serial = serial();
+    let h = warm_histogram();
+    rseq::set_unarmed_for_tests(true);
+    struct Rearm;
+    impl Drop for Rearm {
+        fn drop(&mut self) {
+            rseq::set_unarmed_for_tests(false);
+        }
+    }
+    let _rearm = Rearm;
+    // The reader's running total may go backwards when counts are wrong:
+    // only the end result is checked.
+    let [made, _, counted, ..] = hammer_histogram(h, false);
+    assert_ne!(
+        counted, made,
+        "the unarmed histogram sequences lost nothing: the stress test could not tell \
+         a broken sequence from a working one"
+    );
+    eprintln!(
+        "histogram negative control: counted {counted} of {made} records ({:+})",
+        counted as i64 - made as i64
     );
 }

@@ -42,7 +42,7 @@
 //! `tests/rseq_stress.rs` checks it instead (invariants RS1–RS3 in
 //! `papers/invariants.md`).
 
-use crate::primitive::AtomicU64;
+use crate::primitive::{AtomicU16, AtomicU64};
 
 /// Whether this process increments with rseq: glibc registered an rseq
 /// area for its threads (decided once per process). Even then, a thread
@@ -121,6 +121,106 @@ pub unsafe fn unarmed_add(first: *const AtomicU64, stride: usize, slots: usize, 
     unsafe { imp::unarmed_add(first, stride, slots, n) }
 }
 
+/// The calling thread's registered `struct rseq`, for sequences that name
+/// the CPU they must run on ([`add_on`], [`add_u16_on`]): the histogram's,
+/// whose per-CPU words are reached through lazily allocated blocks, so the
+/// caller finds the word for the CPU it read and the sequence checks, inside
+/// the critical section, that the thread still runs there (the kernel's
+/// selftests call this `rseq_addv(v, count, cpu)`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Area(*mut u8);
+
+impl Area {
+    /// The calling thread's area, where the process uses rseq.
+    #[inline]
+    pub(crate) fn current() -> Option<Area> {
+        imp::area().map(Area)
+    }
+
+    /// The CPU the kernel last wrote into the area's `cpu_id`: the CPU the
+    /// thread runs on, or `u32::MAX` / `u32::MAX − 1` (−1, −2) when the
+    /// thread's registration is missing or failed, which callers' bounds
+    /// checks send to their fallback.
+    #[inline]
+    pub(crate) fn cpu(self) -> u32 {
+        // SAFETY: `self.0` is the calling thread's registered area (an
+        // `Area` is only made by `current`, and is not `Send`), at least
+        // `MIN_SIZE` bytes, 32-byte aligned; `cpu_id` is the `u32` at +4,
+        // written by the kernel behind the program's back, hence volatile.
+        unsafe { self.0.add(4).cast::<u32>().read_volatile() }
+    }
+}
+
+/// What [`add_u16_on`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnCpu {
+    /// Committed; the word's new value.
+    Done(u32),
+    /// The thread no longer runs on the named CPU: nothing was written.
+    Moved,
+    /// The new value would leave `0..=max`: nothing was written.
+    Full,
+}
+
+/// Adds `n` (wrapping) to `word` in a restartable sequence that commits
+/// only while the calling thread runs on `cpu`; false (nothing written) if
+/// it runs elsewhere.
+///
+/// # Safety
+///
+/// `area` must be the calling thread's (from [`Area::current`]); `word`
+/// must be an 8-byte aligned `AtomicU64` valid for the call that, while the
+/// process uses rseq, nothing writes except sequences on `cpu` (readers use
+/// atomic loads).
+#[inline]
+pub(crate) unsafe fn add_on(area: Area, cpu: u32, word: *const AtomicU64, n: u64) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { imp::add_on(area.0, cpu, word, n) }
+}
+
+/// Adds `delta` to the 16-bit `word`, computing in 32 bits (a "negative"
+/// `delta`, `x.wrapping_neg()`, subtracts), in a restartable sequence that
+/// commits only while the calling thread runs on `cpu` and only if the new
+/// value is at most `max` (≤ `u16::MAX`); a subtraction below zero wraps
+/// past `max` and is refused too.
+///
+/// # Safety
+///
+/// As [`add_on`], for a 2-byte aligned `AtomicU16`.
+#[inline]
+pub(crate) unsafe fn add_u16_on(
+    area: Area,
+    cpu: u32,
+    word: *const AtomicU16,
+    delta: u32,
+    max: u32,
+) -> OnCpu {
+    debug_assert!(max <= u32::from(u16::MAX));
+    #[cfg(all(metricz_stress, feature = "test-hooks"))]
+    if UNARMED.load(crate::primitive::Ordering::Relaxed) {
+        // SAFETY: forwarded contract; the negative control's lost updates
+        // are its point.
+        return unsafe { imp::add_u16_on::<false>(area.0, cpu, word, delta, max) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { imp::add_u16_on::<true>(area.0, cpu, word, delta, max) }
+}
+
+#[cfg(all(metricz_stress, feature = "test-hooks"))]
+static UNARMED: crate::primitive::std_only::AtomicBool =
+    crate::primitive::std_only::AtomicBool::new(false);
+
+/// Makes [`add_u16_on`] (the histogram's count sequence) skip arming, for
+/// the histogram stress test's negative control: it then loses counts when
+/// a thread is preempted, migrated or signalled inside it. A test hook
+/// (feature `test-hooks`, in `--cfg metricz_stress` builds), not part of
+/// the API.
+#[cfg(all(metricz_stress, feature = "test-hooks"))]
+#[doc(hidden)]
+pub fn set_unarmed_for_tests(unarmed: bool) {
+    UNARMED.store(unarmed, crate::primitive::Ordering::Relaxed);
+}
+
 #[cfg(all(
     not(loom),
     not(miri),
@@ -131,7 +231,7 @@ pub unsafe fn unarmed_add(first: *const AtomicU64, stride: usize, slots: usize, 
 mod imp {
     use crate::cpu::rseq::LazyOffset;
     use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
-    use crate::primitive::AtomicU64;
+    use crate::primitive::{AtomicU16, AtomicU64};
 
     /// The stress build's delay between load and commit: a `pause` loop
     /// (uses `{ok}` as its counter, which is written afterwards anyway).
@@ -246,6 +346,156 @@ mod imp {
         ok != 0
     }
 
+    /// The arming lines of a sequence: store the descriptor `3:` into the
+    /// area's `rseq_cs`. Empty for the negative control.
+    macro_rules! arm {
+        (true) => {
+            "lea {tmp}, [rip + 3b]\nmov qword ptr [{area} + 8], {tmp}"
+        };
+        (false) => {
+            ""
+        };
+    }
+
+    /// The descriptor, the abort handler (after glibc's signature) and
+    /// the restart label `2:` of a sequence whose critical section runs
+    /// from `4:` to the commit ending at `5:`; the handler counts the abort
+    /// and restarts at `2:` (re-arming).
+    macro_rules! sequence {
+        ($($body:expr),* $(,)?) => {
+            concat!(
+                ".pushsection __rseq_cs, \"aw\"\n",
+                ".balign 32\n",
+                "3:\n",
+                ".long 0, 0\n",
+                ".quad 4f, (5f - 4f), 6f\n",
+                ".popsection\n",
+                $($body, "\n",)*
+                ".pushsection __rseq_failure, \"ax\"\n",
+                ".byte 0x0f, 0xb9, 0x3d\n",
+                ".long 0x53053053\n",
+                "6:\n",
+                "lock inc qword ptr [{aborts}]\n",
+                "jmp 2b\n",
+                ".popsection\n",
+            )
+        };
+    }
+
+    /// See [`super::add_on`]; `area` from [`area`].
+    #[inline]
+    pub(super) unsafe fn add_on(area: *mut u8, cpu: u32, word: *const AtomicU64, n: u64) -> bool {
+        let ok: usize;
+        // SAFETY: `area` is the calling thread's registered `struct rseq`
+        // (`cpu_id` at +4, `rseq_cs` at +8); the descriptor is static data
+        // in `__rseq_cs` as in `add`. The critical section (`4:` to the
+        // commit) first checks that `cpu_id` is `cpu`, so `word`, which per
+        // the caller's contract only sequences on `cpu` write, is written
+        // only by a thread running there, and the kernel restarts the
+        // sequence (at `2:`, re-checking the CPU) on preemption, migration
+        // or signal delivery before the commit. The commit is an aligned
+        // 8-byte store: a single access, and on x86_64 a release store.
+        unsafe {
+            core::arch::asm!(
+                sequence!(
+                    "2:",
+                    arm!(true),
+                    "4:",
+                    "cmp dword ptr [{area} + 4], {cpu:e}",
+                    "jne 7f",
+                    "mov {tmp}, qword ptr [{word}]",
+                    widen!(),
+                    "add {tmp}, {n}",
+                    "mov qword ptr [{word}], {tmp}",
+                    "5:",
+                    "mov {ok:e}, 1",
+                    "jmp 8f",
+                    "7:",
+                    "xor {ok:e}, {ok:e}",
+                    "8:",
+                ),
+                area = in(reg) area,
+                cpu = in(reg) cpu,
+                word = in(reg) word,
+                n = in(reg) n,
+                aborts = in(reg) ABORTS.as_ptr(),
+                tmp = out(reg) _,
+                ok = out(reg) ok,
+                options(nostack),
+            );
+        }
+        ok != 0
+    }
+
+    /// See [`super::add_u16_on`]; `ARMED` false is the negative control.
+    #[inline]
+    pub(super) unsafe fn add_u16_on<const ARMED: bool>(
+        area: *mut u8,
+        cpu: u32,
+        word: *const AtomicU16,
+        delta: u32,
+        max: u32,
+    ) -> super::OnCpu {
+        let ok: usize;
+        let value: usize;
+        // SAFETY: as in `add_on`, for a 2-byte word: the sequence checks
+        // the CPU, loads the word zero-extended, adds in 32 bits, leaves
+        // (`9:`, nothing written) if the result is above `max` (a wrapped
+        // subtraction is too), and commits with one aligned 2-byte store.
+        // Unarmed (`ARMED` false, the stress test's negative control only)
+        // nothing restarts it, which loses updates by design.
+        macro_rules! body {
+            ($armed:tt) => {
+                core::arch::asm!(
+                    sequence!(
+                        "2:",
+                        arm!($armed),
+                        "4:",
+                        "cmp dword ptr [{area} + 4], {cpu:e}",
+                        "jne 7f",
+                        "movzx {tmp:e}, word ptr [{word}]",
+                        widen!(),
+                        "add {tmp:e}, {delta:e}",
+                        "cmp {tmp:e}, {max:e}",
+                        "ja 9f",
+                        "mov word ptr [{word}], {tmp:x}",
+                        "5:",
+                        "xor {ok:e}, {ok:e}",
+                        "jmp 8f",
+                        "7:",
+                        "mov {ok:e}, 1",
+                        "jmp 8f",
+                        "9:",
+                        "mov {ok:e}, 2",
+                        "8:",
+                    ),
+                    area = in(reg) area,
+                    cpu = in(reg) cpu,
+                    word = in(reg) word,
+                    delta = in(reg) delta,
+                    max = in(reg) max,
+                    aborts = in(reg) ABORTS.as_ptr(),
+                    tmp = out(reg) value,
+                    ok = out(reg) ok,
+                    options(nostack),
+                )
+            };
+        }
+        // SAFETY: see above.
+        unsafe {
+            if ARMED {
+                body!(true);
+            } else {
+                body!(false);
+            }
+        }
+        match ok {
+            0 => super::OnCpu::Done(value as u32),
+            1 => super::OnCpu::Moved,
+            _ => super::OnCpu::Full,
+        }
+    }
+
     /// See [`super::unarmed_add`].
     #[cfg(all(metricz_stress, feature = "test-hooks"))]
     pub(super) unsafe fn unarmed_add(
@@ -301,7 +551,7 @@ mod imp {
 mod imp {
     #[cfg(any(test, feature = "test-hooks"))]
     use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
-    use crate::primitive::AtomicU64;
+    use crate::primitive::{AtomicU16, AtomicU64};
 
     /// Never counted here.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -320,5 +570,21 @@ mod imp {
     #[cfg(all(metricz_stress, feature = "test-hooks"))]
     pub(super) unsafe fn unarmed_add(_: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
         false
+    }
+
+    // No `Area` exists in these builds (`area` is `None`), so the two
+    // below are never called.
+    pub(super) unsafe fn add_on(_: *mut u8, _: u32, _: *const AtomicU64, _: u64) -> bool {
+        unreachable!("no rseq area in this build")
+    }
+
+    pub(super) unsafe fn add_u16_on<const ARMED: bool>(
+        _: *mut u8,
+        _: u32,
+        _: *const AtomicU16,
+        _: u32,
+        _: u32,
+    ) -> super::OnCpu {
+        unreachable!("no rseq area in this build")
     }
 }

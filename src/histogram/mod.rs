@@ -76,10 +76,12 @@ pub use error::HistogramError;
 pub use snapshot::{Bucket, Buckets, Snapshot};
 pub use timer::{Timer, TimerGuard};
 
+use crate::counter::rseq::Area;
 use crate::counter::shards;
-use crate::primitive::{Arc, AtomicPtr, AtomicU64, Ordering::Relaxed};
+use crate::primitive::{Arc, AtomicPtr, AtomicU64, Mutex, Ordering::Relaxed};
 use layout::Layout;
-use shard::Shard;
+use shard::{Locked, Rseq, Shard, Totals, BLOCK_LEN};
+use std::sync::PoisonError;
 use std::{fmt, ptr};
 
 /// The default lowest discernible value: 1 (one nanosecond).
@@ -119,7 +121,18 @@ pub struct Histogram {
 
 struct Inner {
     layout: Layout,
+    /// One slot per shard (a power of two of them), and with `per_cpu` one
+    /// more: the fallback shard, for threads without an rseq registration.
     shards: Box<[AtomicPtr<Shard>]>,
+    /// Shards − 1.
+    mask: usize,
+    /// Whether every possible CPU has its own shard, so that where the
+    /// process uses rseq, records are restartable sequences on their CPU's
+    /// shard (decided at creation; see `shard.rs` for why the two ways of
+    /// writing are never mixed).
+    per_cpu: bool,
+    /// What the last `take_interval` took; reads report what came after.
+    baseline: Mutex<Baseline>,
     /// Base units per recorded integer (see [`HistogramBuilder::scale`]).
     scale: f64,
     /// `1 / scale` when that is an integer (1e-9 → 1e9): `record_f64`
@@ -127,6 +140,41 @@ struct Inner {
     per_unit: Option<f64>,
     /// `record_f64` values that were NaN or negative.
     invalid: AtomicU64,
+}
+
+/// The totals at the last [`Histogram::take_interval`]: intervals are taken
+/// by baseline, since rseq-owned counts must never be swapped to zero from
+/// another CPU. Allocated at the first take, then only for blocks that
+/// gain counts; never on the record path.
+#[derive(Default)]
+struct Baseline {
+    /// Per block of the layout, the counts of all shards at the last take
+    /// (`None`: all zero then). Empty before the first take.
+    blocks: Vec<Option<Box<[u64; BLOCK_LEN]>>>,
+    /// The sum of all counts at the last take.
+    count: u64,
+    /// The exact sum of the values at the last take.
+    sum: u64,
+}
+
+impl Baseline {
+    fn bytes(&self) -> usize {
+        self.blocks.capacity() * std::mem::size_of::<Option<Box<[u64; BLOCK_LEN]>>>()
+            + self.blocks.iter().flatten().count() * std::mem::size_of::<[u64; BLOCK_LEN]>()
+    }
+
+    /// The baseline's non-zero counts, by index.
+    fn counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.blocks.iter().enumerate().flat_map(|(b, block)| {
+            block.iter().flat_map(move |counts| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &c)| c != 0)
+                    .map(move |(offset, &c)| (b * BLOCK_LEN + offset, c))
+            })
+        })
+    }
 }
 
 impl Drop for Inner {
@@ -195,12 +243,16 @@ impl HistogramBuilder {
         let count = self
             .shards
             .map_or_else(shards::default_count, shards::normalize);
+        let per_cpu = shards::covers_every_cpu(count);
         Ok(Histogram {
             inner: Arc::new(Inner {
                 layout,
-                shards: (0..count)
+                shards: (0..count + usize::from(per_cpu))
                     .map(|_| AtomicPtr::new(ptr::null_mut()))
                     .collect(),
+                mask: count - 1,
+                per_cpu,
+                baseline: Mutex::new(Baseline::default()),
                 scale: self.scale,
                 per_unit: per_unit(self.scale),
                 invalid: AtomicU64::new(0),
@@ -260,8 +312,14 @@ impl Histogram {
         let clamped = value > inner.layout.highest;
         let value = value.min(inner.layout.highest);
         let index = inner.layout.index_of(value);
-        let slot = &inner.shards[crate::cpu::current() & (inner.shards.len() - 1)];
-        shard::shard_in(slot, inner.layout.len).record(index, value, n, clamped);
+        if inner.per_cpu {
+            if let Some(area) = Area::current() {
+                inner.record_rseq(area, index, value, n, clamped);
+                return;
+            }
+        }
+        let slot = &inner.shards[crate::cpu::current() & inner.mask];
+        shard::shard_in(slot, inner.layout.len).record_locked(index, value, n, clamped);
     }
 
     /// Records a value in the base unit (see [`HistogramBuilder::scale`]):
@@ -338,16 +396,53 @@ impl Histogram {
         self.inner.scale
     }
 
-    /// The merged state of all shards. Records continue meanwhile; see the
-    /// [module docs](self) for what that means.
+    /// The merged state of all shards: the records since the last
+    /// [`take_interval`](Self::take_interval) (or creation). Records
+    /// continue meanwhile; see the [module docs](self) for what that means.
     pub fn snapshot(&self) -> Snapshot {
-        self.collect(false)
+        let mut counts = Vec::new();
+        let totals = self.collect(false, &mut counts);
+        Snapshot::new(self.inner.layout, counts, totals)
     }
 
     /// The records since the previous `take_interval` (or creation), and
-    /// resets: every record lands in exactly one interval.
+    /// starts the next interval: every record lands in exactly one
+    /// interval. Counts and sum are taken by baseline (the histogram keeps
+    /// their totals at this take, allocated at the first take and for
+    /// blocks that gain counts later; never on the record path); min, max
+    /// and the clamp count are reset.
     pub fn take_interval(&self) -> Snapshot {
-        self.collect(true)
+        let mut counts = Vec::new();
+        let totals = self.collect(true, &mut counts);
+        Snapshot::new(self.inner.layout, counts, totals)
+    }
+
+    /// [`take_interval`](Self::take_interval) into an existing snapshot,
+    /// reusing its buffer: no allocation once the buffer has the layout's
+    /// size (a snapshot of this histogram has) and the baseline covers the
+    /// blocks in use.
+    ///
+    /// ```
+    /// let h = metricz::Histogram::new();
+    /// h.record(5);
+    /// let mut interval = h.take_interval();
+    /// assert_eq!(interval.count(), 1);
+    /// h.record_n(7, 2);
+    /// h.take_interval_into(&mut interval);
+    /// assert_eq!((interval.count(), interval.sum()), (2, 14));
+    /// h.take_interval_into(&mut interval);
+    /// assert_eq!(interval.count(), 0);
+    /// ```
+    pub fn take_interval_into(&self, into: &mut Snapshot) {
+        let totals = self.collect(true, into.refill(self.inner.layout));
+        into.finish_with(totals);
+    }
+
+    /// [`snapshot`](Self::snapshot) into an existing snapshot, reusing its
+    /// buffer (no allocation once it has the layout's size).
+    pub fn snapshot_into(&self, into: &mut Snapshot) {
+        let totals = self.collect(false, into.refill(self.inner.layout));
+        into.finish_with(totals);
     }
 
     /// The number of records (wrapping at 2<sup>64</sup>), read without
@@ -362,13 +457,12 @@ impl Histogram {
     /// assert_eq!(h.count(), 4);
     /// ```
     pub fn count(&self) -> u64 {
+        let baseline = self.inner.lock_baseline();
         let mut count = 0u64;
-        for slot in self.inner.shards.iter() {
-            if let Some(shard) = shard::shard_if_any(slot) {
-                shard.visit(false, |_, n| count = count.wrapping_add(n));
-            }
+        for shard in self.inner.installed() {
+            shard.visit(|_, n| count = count.wrapping_add(n));
         }
-        count
+        count.wrapping_sub(baseline.count)
     }
 
     /// A fingerprint that changes whenever a value is recorded (a few loads
@@ -394,40 +488,91 @@ impl Histogram {
     pub(crate) fn count_into(&self, bounds: &[u64], per_bucket: &mut [u64]) -> (u64, u64) {
         debug_assert_eq!(bounds.len(), per_bucket.len());
         let inner = &*self.inner;
-        let (mut count, mut sum) = (0u64, 0u64);
-        for slot in inner.shards.iter() {
-            if let Some(shard) = shard::shard_if_any(slot) {
-                let totals = shard.visit(false, |index, n| {
-                    count = count.wrapping_add(n);
-                    let low = inner.layout.value_at(index);
-                    let k = bounds.partition_point(|&b| b < low);
-                    if let Some(bucket) = per_bucket.get_mut(k) {
-                        *bucket = bucket.wrapping_add(n);
-                    }
-                });
-                sum = sum.wrapping_add(totals.sum);
+        let baseline = inner.lock_baseline();
+        // The baseline's counts are subtracted as negative records: every
+        // bucket total is at least its baseline (counts never go
+        // backwards), so the wrapping sums come out exact.
+        let (mut count, mut sum) = (0u64, 0u64.wrapping_sub(baseline.sum));
+        let mut add = |index: usize, n: u64| {
+            count = count.wrapping_add(n);
+            let low = inner.layout.value_at(index);
+            let k = bounds.partition_point(|&b| b < low);
+            if let Some(bucket) = per_bucket.get_mut(k) {
+                *bucket = bucket.wrapping_add(n);
             }
+        };
+        for shard in inner.installed() {
+            let totals = shard.visit(&mut add);
+            sum = sum.wrapping_add(totals.sum);
+        }
+        for (index, n) in baseline.counts() {
+            add(index, n.wrapping_neg());
         }
         (count, sum)
     }
 
-    fn collect(&self, reset: bool) -> Snapshot {
+    /// Sums every shard into `counts` (resized to the layout, its capacity
+    /// reused), less the baseline; with `take`, makes these totals the
+    /// baseline (and resets min, max and the clamp count).
+    fn collect(&self, take: bool, counts: &mut Vec<u64>) -> Totals {
         let inner = &*self.inner;
-        let mut counts = vec![0u64; inner.layout.len];
-        let mut merged = shard::Totals {
-            min: u64::MAX,
-            ..Default::default()
-        };
-        for slot in inner.shards.iter() {
-            if let Some(shard) = shard::shard_if_any(slot) {
-                let t = shard.collect(reset, &mut counts);
-                merged.sum = merged.sum.wrapping_add(t.sum);
-                merged.min = merged.min.min(t.min);
-                merged.max = merged.max.max(t.max);
-                merged.clamped = merged.clamped.wrapping_add(t.clamped);
+        // Held across the read: a take's baseline is never past what a
+        // read that follows it sees, and takes run one at a time.
+        let mut baseline = inner.lock_baseline();
+        counts.clear();
+        counts.resize(inner.layout.len, 0);
+        let mut merged = Totals::EMPTY;
+        for shard in inner.installed() {
+            let mut totals = shard.visit(|index, n| {
+                counts[index] = counts[index].wrapping_add(n);
+            });
+            if take {
+                (totals.min, totals.max, totals.clamped) = shard.take_bounds();
+            }
+            merged.merge(totals);
+        }
+        let sum = merged.sum;
+        merged.sum = sum.wrapping_sub(baseline.sum);
+        if take && baseline.blocks.is_empty() {
+            // The first take: one slot per block.
+            baseline.blocks = (0..inner.layout.len.div_ceil(BLOCK_LEN))
+                .map(|_| None)
+                .collect();
+        }
+        let mut count = 0u64;
+        for (chunk, base) in counts.chunks_mut(BLOCK_LEN).zip(
+            baseline
+                .blocks
+                .iter_mut()
+                .map(Some)
+                .chain(std::iter::repeat_with(|| None)),
+        ) {
+            for &c in chunk.iter() {
+                count = count.wrapping_add(c);
+            }
+            match base {
+                Some(Some(base)) => {
+                    for (c, b) in chunk.iter_mut().zip(base.iter_mut()) {
+                        let total = *c;
+                        *c = total.wrapping_sub(*b);
+                        if take {
+                            *b = total;
+                        }
+                    }
+                }
+                Some(base @ None) if take && chunk.iter().any(|&c| c != 0) => {
+                    let mut block = Box::new([0u64; BLOCK_LEN]);
+                    block[..chunk.len()].copy_from_slice(chunk);
+                    *base = Some(block);
+                }
+                _ => {}
             }
         }
-        Snapshot::new(inner.layout, counts, merged)
+        if take {
+            baseline.count = count;
+            baseline.sum = sum;
+        }
+        merged
     }
 
     /// Bytes of memory this histogram holds: its header, shard table, and
@@ -437,26 +582,23 @@ impl Histogram {
         let fixed = std::mem::size_of::<Inner>()
             + inner.shards.len() * std::mem::size_of::<AtomicPtr<Shard>>();
         fixed
+            + inner.lock_baseline().bytes()
             + inner
-                .shards
-                .iter()
-                .filter_map(shard::shard_if_any)
+                .installed()
                 .map(|s| s.header_bytes() + s.block_bytes())
                 .sum::<usize>()
     }
 
-    /// The number of per-CPU shards (allocated or not).
+    /// The number of per-CPU shards (allocated or not; not counting the
+    /// fallback shard of threads without an rseq registration).
     pub fn shards(&self) -> usize {
-        self.inner.shards.len()
+        self.inner.mask + 1
     }
 
-    /// How many shards have recorded (been allocated).
+    /// How many shards have recorded (been allocated), the fallback shard
+    /// among them.
     pub fn shards_in_use(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .filter(|slot| shard::shard_if_any(slot).is_some())
-            .count()
+        self.inner.installed().count()
     }
 
     /// The lowest discernible value.
@@ -482,12 +624,87 @@ impl Histogram {
     pub fn block_allocated_for(&self, value: u64) -> bool {
         let inner = &*self.inner;
         let block = inner.layout.index_of(value.min(inner.layout.highest)) / shard::BLOCK_LEN;
-        inner
-            .shards
-            .iter()
-            .filter_map(shard::shard_if_any)
-            .any(|s| s.has_block(block))
+        inner.installed().any(|s| s.has_block(block))
     }
+
+    /// Whether the fallback shard (of threads without an rseq registration,
+    /// in a histogram with a shard per CPU) is allocated. A test hook
+    /// (feature `test-hooks`), not part of the API.
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn fallback_shard_in_use(&self) -> bool {
+        let inner = &*self.inner;
+        inner.per_cpu && shard::shard_if_any(&inner.shards[inner.mask + 1]).is_some()
+    }
+}
+
+impl Inner {
+    /// The installed shards.
+    fn installed(&self) -> impl Iterator<Item = &Shard> {
+        self.shards.iter().filter_map(shard::shard_if_any)
+    }
+
+    /// The baseline; a panic elsewhere while it was held left it whole
+    /// (it is only assigned complete values), so poisoning is ignored.
+    fn lock_baseline(&self) -> crate::primitive::MutexGuard<'_, Baseline> {
+        self.baseline.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shard of CPU `cpu` for restartable sequences, or `None` where
+    /// the thread has no registration (a `cpu` of −1 or −2, as `u32`).
+    #[inline]
+    fn rseq_shard(&self, cpu: u32) -> Option<&Shard> {
+        let cpu = cpu as usize;
+        (cpu <= self.mask).then(|| shard::shard_in(&self.shards[cpu], self.layout.len))
+    }
+
+    /// The fallback shard (written with locked updates only): the last
+    /// slot of a per-CPU histogram.
+    #[cold]
+    fn fallback(&self) -> &Shard {
+        shard::shard_in(&self.shards[self.mask + 1], self.layout.len)
+    }
+
+    /// Records into the current CPU's shard with restartable sequences:
+    /// the count, then the sum (two sequences, each resolving the shard
+    /// again if the thread moved), then min, max and the clamp count
+    /// (locked words) on the count's shard.
+    #[inline]
+    fn record_rseq(&self, area: Area, index: usize, value: u64, n: u64, clamped: bool) {
+        let mut cpu = area.cpu();
+        let shard = loop {
+            let Some(shard) = self.rseq_shard(cpu) else {
+                self.fallback().record_locked(index, value, n, clamped);
+                return;
+            };
+            if shard.add_count(index, n, Rseq { area, cpu }).is_ok() {
+                break shard;
+            }
+            cpu = area.cpu();
+        };
+        shard.add_bounds(value, n, clamped);
+        let amount = value.wrapping_mul(n);
+        let mut shard = shard;
+        while shard.add_sum(amount, Rseq { area, cpu }).is_err() {
+            cpu = area.cpu();
+            match self.rseq_shard(cpu) {
+                Some(moved_to) => shard = moved_to,
+                None => {
+                    let _ = self.fallback().add_sum(amount, Locked);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How many carry transfers in this process found their thread moved off
+/// the block's CPU and were undone (a later record transfers). A test hook
+/// (feature `test-hooks`), not part of the API.
+#[doc(hidden)]
+#[cfg(feature = "test-hooks")]
+pub fn transfers_undone() -> u64 {
+    shard::UNDONE.load(Relaxed)
 }
 
 impl Default for Histogram {

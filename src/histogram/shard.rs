@@ -1,51 +1,157 @@
-//! One CPU's share of a histogram: lazily allocated count blocks with 32-bit
-//! counts, a carry block allocated only once a count reaches 2^31, and exact
-//! sum, min, max and clamp counters.
+//! One CPU's share of a histogram: lazily allocated count blocks with 16-bit
+//! counts, a carry block allocated only once a count needs more, and the
+//! exact sum, min, max and clamp counters.
+//!
+//! # Two ways to write, never mixed on one word
+//!
+//! Where the process uses restartable sequences and the histogram has a
+//! shard for every possible CPU, a shard's *rseq-owned* words (its 16-bit
+//! counts and its sum) are written only by sequences that run on the
+//! shard's CPU ([`Rseq`]): an unlocked load-add-store the kernel
+//! restarts on preemption, migration or signal delivery, committing with
+//! one store. Every other write, anywhere, is a locked atomic
+//! read-modify-write: the carry words, min, max, the clamp count, the
+//! block sequence, and all the words of a histogram without rseq or of its
+//! fallback shard (for threads that have no rseq registration)
+//! ([`Locked`]). An rseq-owned word is never swapped, subtracted
+//! from or added to from another CPU: such a write could be lost under a
+//! racing sequence's store. So intervals are taken by baseline (see
+//! `Histogram::take_interval`), not by swapping counts to zero.
 //!
 //! # Counts that never go backwards
 //!
-//! A count is `low + (high << 31)`: `low` a 32-bit word every record adds
-//! to, `high` a 64-bit word of the block's carry block. A record whose add
-//! takes `low` to 2^31 or past moves 2^31 from `low` into `high` (a
-//! *transfer*), long before `low` could wrap at 2^32. A transfer writes two
-//! words, so a reader could see one without the other and read the count
-//! 2^31 off; the block's sequence word makes it a seqlock: a transfer (and an
-//! interval drain, which swaps the words to zero) holds the sequence odd,
-//! and a reader retries until it read the block between two equal even
-//! sequence values. Recording never waits: a record that finds the
-//! sequence odd leaves its transfer to the next record of that count (the
-//! word still holds the count exactly up to 2^32 − 1). Only records of
-//! 2^31 or more into one count on one CPU while its block's sequence is held
-//! (three `record_n(v, 2^31 − 1)` racing an interval drain, say) can wrap
-//! `low`; that wrap is carried at once, but a read between the wrap and the
-//! carry would see the count 2^32 short (invariant H5 in
-//! `papers/invariants.md`).
+//! A count is `low + high`: `low` a 16-bit word every record adds to, `high`
+//! a 64-bit word of the block's carry block. A record that would take `low`
+//! past [`LOW_MAX`] adds to `high` instead (a locked add: a count that only
+//! grows); a record that leaves `low` at [`TRANSFER_AT`] or above moves
+//! `low` into `high` (a *transfer*), so `low` keeps its headroom. A
+//! transfer writes two words, so a reader could see one without the other
+//! and read the count too high, then lower; the block's sequence word makes
+//! it a seqlock: a transfer holds the sequence odd, adds `low`'s value `L`
+//! to `high`, subtracts `L` from `low` (under rseq, a sequence on the
+//! block's CPU; if the thread has moved, the add to `high` is undone
+//! instead), and a reader retries until it read the block between two
+//! equal even sequence values. Only the holder of the odd sequence
+//! subtracts from `low`, so `low ≥ L` holds for its subtraction. Recording
+//! never waits: a record that finds the sequence held leaves its transfer
+//! to a later record of that count.
+//!
+//! The seqlock argument needs a reader that sees any of a transfer's writes
+//! to see the odd sequence stored before them. The locked writes are
+//! Release (and later locked adds to the same word continue their release
+//! sequence). An rseq commit is a plain store: on x86_64, where every store
+//! is a release store and stores are seen in one total order (TSO), a
+//! reader whose Acquire load sees a later record's commit (on the same CPU,
+//! after it read the transfer's value) also sees the odd sequence.
 
-use crate::primitive::{yield_now, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use crate::counter::rseq::{self, Area, OnCpu};
+use crate::primitive::{yield_now, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*};
 use std::ptr;
 
 /// Counts per block. Under loom, tiny, so models stay small.
 pub(crate) const BLOCK_LEN: usize = if cfg!(loom) { 4 } else { 256 };
 
-/// The `low` value at which a record moves a unit into `high`.
-const UNIT: u32 = 1 << 31;
-/// `high` counts units of 2^31.
-const UNIT_BITS: u32 = 31;
+/// The most a `low` word holds: an add that would pass it goes to `high`.
+/// Small under loom and in stress builds, so models and the stress test
+/// reach transfers and full words at once.
+pub(crate) const LOW_MAX: u32 = if cfg!(any(loom, metricz_stress)) {
+    7
+} else {
+    u16::MAX as u32
+};
+/// A record that leaves `low` at this or above moves it into `high`.
+pub(crate) const TRANSFER_AT: u32 = if cfg!(any(loom, metricz_stress)) {
+    4
+} else {
+    1 << 15
+};
 
-type Words = [AtomicU32; BLOCK_LEN];
+/// Transfers undone because the thread had moved (a test hook's tally).
+#[cfg(feature = "test-hooks")]
+pub(crate) static UNDONE: crate::primitive::std_only::AtomicU64 =
+    crate::primitive::std_only::AtomicU64::new(0);
+
+type Words = [AtomicU16; BLOCK_LEN];
 type HighWords = [AtomicU64; BLOCK_LEN];
 
 fn new_high() -> Box<HighWords> {
     Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
 }
 
-/// `BLOCK_LEN` consecutive counts. A count is `low + (high << 31)`; `high`
-/// is allocated on the first transfer of any `low` in the block (or the
-/// first record of 2^31 or more at once).
+/// How the calling thread writes a shard's rseq-owned words: [`Locked`]
+/// or [`Rseq`] (a trait, so each record path is compiled for its own).
+pub(crate) trait Writer: Copy {
+    /// Adds `delta` (wrapping in 32 bits: `x.wrapping_neg()` subtracts) to
+    /// a `low` word, if the result stays in `0..=LOW_MAX`. A commit is a
+    /// release store.
+    fn add_low(self, word: &AtomicU16, delta: u32) -> OnCpu;
+    /// Adds `n` (wrapping) to a shard's sum; false if the thread moved.
+    fn add_sum(self, word: &AtomicU64, n: u64) -> bool;
+}
+
+/// Locked read-modify-writes: no rseq in the process, a histogram without
+/// a shard per CPU, or its fallback shard.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Locked;
+
+/// Restartable sequences on `cpu`, the shard's CPU.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rseq {
+    pub(crate) area: Area,
+    pub(crate) cpu: u32,
+}
+
+impl Writer for Locked {
+    #[inline]
+    fn add_low(self, word: &AtomicU16, delta: u32) -> OnCpu {
+        // Relaxed for a record: a tally; transfers order themselves by
+        // `seq`. Release for a transfer's subtraction (see `transfer`); on
+        // x86_64 the locked RMW is the same instruction either way.
+        let order = if delta > LOW_MAX { Release } else { Relaxed };
+        match word.fetch_update(order, Relaxed, |low| {
+            let new = u32::from(low).wrapping_add(delta);
+            (new <= LOW_MAX).then_some(new as u16)
+        }) {
+            Ok(before) => OnCpu::Done(u32::from(before).wrapping_add(delta)),
+            Err(_) => OnCpu::Full,
+        }
+    }
+
+    #[inline]
+    fn add_sum(self, word: &AtomicU64, n: u64) -> bool {
+        // Relaxed: a self-contained tally.
+        word.fetch_add(n, Relaxed);
+        true
+    }
+}
+
+impl Writer for Rseq {
+    #[inline]
+    fn add_low(self, word: &AtomicU16, delta: u32) -> OnCpu {
+        // SAFETY: `area` is the calling thread's; `word` is a live count of
+        // a shard written as `Rseq` only by sequences on its CPU, `cpu`
+        // (the `Shard` docs).
+        unsafe { rseq::add_u16_on(self.area, self.cpu, ptr::from_ref(word), delta, LOW_MAX) }
+    }
+
+    #[inline]
+    fn add_sum(self, word: &AtomicU64, n: u64) -> bool {
+        // SAFETY: as in `add_low`, for the shard's sum.
+        unsafe { rseq::add_on(self.area, self.cpu, word, n) }
+    }
+}
+
+/// The thread no longer runs on the shard's CPU: nothing was written;
+/// resolve the shard again.
+#[derive(Debug)]
+pub(crate) struct Moved;
+
+/// `BLOCK_LEN` consecutive counts. A count is `low + high`; `high` is
+/// allocated on the first transfer or full add of any count in the block.
 pub(crate) struct Block {
     low: Words,
     high: AtomicPtr<HighWords>,
-    /// Even while no transfer or drain runs; odd while one does.
+    /// Even while no transfer runs; odd while one does.
     seq: AtomicU32,
 }
 
@@ -77,44 +183,50 @@ unsafe fn install<T>(slot: &AtomicPtr<T>, fresh: *mut T) -> *mut T {
 impl Block {
     fn new() -> Self {
         Block {
-            low: std::array::from_fn(|_| AtomicU32::new(0)),
+            low: std::array::from_fn(|_| AtomicU16::new(0)),
             high: AtomicPtr::new(ptr::null_mut()),
             seq: AtomicU32::new(0),
         }
     }
 
-    /// Adds `n` to count `offset`.
+    /// Adds `n` to count `offset`, as `writer` writes.
     #[inline]
-    fn add(&self, offset: usize, n: u64) {
-        let units = n >> UNIT_BITS;
-        if units != 0 {
-            // Only grows the count: no sequence needed (a reader sees the
-            // record in part, as any racing record).
-            self.high_words_or_install()[offset].fetch_add(units, Relaxed);
+    fn add(&self, offset: usize, n: u64, writer: impl Writer) -> Result<(), Moved> {
+        if n > u64::from(LOW_MAX) {
+            self.add_high(offset, n);
+            return Ok(());
         }
-        let small = n as u32 & (UNIT - 1);
-        if small != 0 {
-            // Relaxed: a tally; transfers order themselves by `seq`.
-            let before = self.low[offset].fetch_add(small, Relaxed);
-            if u64::from(before) + u64::from(small) >= u64::from(UNIT) {
-                self.transfer(offset, before, small);
+        let now = match writer.add_low(&self.low[offset], n as u32) {
+            OnCpu::Done(now) => now,
+            OnCpu::Moved => return Err(Moved),
+            OnCpu::Full => {
+                self.add_high(offset, n);
+                LOW_MAX
             }
+        };
+        if now >= TRANSFER_AT {
+            self.transfer(offset, writer);
         }
+        Ok(())
     }
 
-    /// Moves 2^31 from `low[offset]` into `high[offset]` under the sequence,
-    /// if no other transfer or drain holds it (else a later record will).
+    /// Adds `n` to the carry word: the count only grows, so no sequence
+    /// (a reader sees the record or not, as any racing record).
     #[cold]
-    fn transfer(&self, offset: usize, before: u32, small: u32) {
+    fn add_high(&self, offset: usize, n: u64) {
+        // Relaxed: a tally. A locked add, so it continues the release
+        // sequence of a transfer's Release add to the same word.
+        self.high_words_or_install()[offset].fetch_add(n, Relaxed);
+    }
+
+    /// Moves `low[offset]` into `high[offset]` under the sequence, if no
+    /// other transfer holds it (else a later record will).
+    #[cold]
+    fn transfer(&self, offset: usize, writer: impl Writer) {
         let high = self.high_words_or_install();
-        if before.checked_add(small).is_none() {
-            // `low` wrapped (2^31 records arrived while transfers could not
-            // run): put the 2^32 it lost back at once, as two units.
-            high[offset].fetch_add(2, Relaxed);
-        }
         let seq = self.seq.load(Relaxed);
         // Acquire pairs with the Release store that ended the previous
-        // transfer or drain, so this one sees its words.
+        // transfer, so this one sees its words.
         if seq & 1 != 0
             || self
                 .seq
@@ -123,16 +235,24 @@ impl Block {
         {
             return;
         }
-        // Only a holder of the odd sequence takes units out of `low`; a CAS
-        // (not a `fetch_sub`), so a word that meanwhile wrapped is never
-        // taken below zero. Release on both writes: a reader whose Acquire
-        // load sees either one also sees the odd `seq` stored before them,
-        // and retries.
-        let moved = self.low[offset]
-            .fetch_update(Release, Relaxed, |low| low.checked_sub(UNIT))
-            .is_ok();
-        if moved {
-            high[offset].fetch_add(1, Release);
+        // Only the holder of the odd sequence subtracts from `low`, so it
+        // holds at least `moving` until the subtraction below.
+        let moving = u32::from(self.low[offset].load(Relaxed));
+        if moving != 0 {
+            // Release on both writes (and the undo): a reader whose
+            // Acquire load sees one also sees the odd `seq` stored before
+            // it, and retries.
+            high[offset].fetch_add(u64::from(moving), Release);
+            // A release commit (locked: Release; rseq: a plain store, see
+            // the module docs). Locked, it cannot fail: `low ≥ moving`.
+            let taken = writer.add_low(&self.low[offset], moving.wrapping_neg());
+            if !matches!(taken, OnCpu::Done(_)) {
+                #[cfg(feature = "test-hooks")]
+                UNDONE.fetch_add(1, Relaxed);
+                // The thread moved off the block's CPU: put the carry back;
+                // a later record transfers.
+                high[offset].fetch_sub(u64::from(moving), Release);
+            }
         }
         // Release pairs with readers' and the next holder's Acquire loads
         // of `seq`.
@@ -157,35 +277,19 @@ impl Block {
         unsafe { self.high.load(Acquire).as_ref() }
     }
 
-    /// Reads (or, with `reset`, swaps to zero) every count, calling `f(offset,
-    /// count)` for the non-zero ones. A read is consistent: it never sees a
-    /// transfer half done (see the [module docs](self)), so the counts are
-    /// gathered first and `f` runs once the read is known good.
-    /// `found` is scratch, reused from block to block (so it is zeroed once
-    /// per walk, not once per block).
-    fn drain(&self, reset: bool, found: &mut Found, mut f: impl FnMut(usize, u64)) {
-        if reset {
-            self.swap_out(found);
-        } else {
-            self.read(found);
-        }
-        for (&offset, &count) in found.offsets.iter().zip(&found.counts).take(found.len) {
-            f(usize::from(offset), count);
-        }
-    }
-
     /// Gathers the non-zero counts into `found`, read between two equal
-    /// even sequence values.
+    /// even sequence values (so never a transfer half done; see the
+    /// [module docs](self)).
     fn read(&self, found: &mut Found) {
         loop {
-            // Acquire pairs with the Release store that ended a transfer or
-            // drain: its words are seen.
+            // Acquire pairs with the Release store that ended a transfer:
+            // its words are seen.
             let seq = self.seq.load(Acquire);
             if seq & 1 == 0 {
                 found.len = 0;
-                // Acquire on every load: a value written by a transfer (or
-                // later in its word's release sequence) carries the odd
-                // `seq` stored before it, which the check below then sees.
+                // Acquire on every load: a value a transfer wrote (or a
+                // later write to its word, see the module docs) carries the
+                // odd `seq` stored before it, which the check below sees.
                 match self.high_words() {
                     None => {
                         for (offset, low) in self.low.iter().enumerate() {
@@ -194,8 +298,8 @@ impl Block {
                     }
                     Some(high) => {
                         for (offset, (low, high)) in self.low.iter().zip(high).enumerate() {
-                            let count = u64::from(low.load(Acquire))
-                                .wrapping_add(high.load(Acquire) << UNIT_BITS);
+                            let count =
+                                u64::from(low.load(Acquire)).wrapping_add(high.load(Acquire));
                             found.push(offset, count);
                         }
                     }
@@ -208,37 +312,6 @@ impl Block {
             }
             yield_now();
         }
-    }
-
-    /// Swaps every count to zero, gathering the non-zero ones into `found`,
-    /// holding the sequence so no transfer runs meanwhile (waiting for one
-    /// that does).
-    fn swap_out(&self, found: &mut Found) {
-        let seq = loop {
-            let seq = self.seq.load(Relaxed);
-            // Acquire pairs with the Release store that ended the previous
-            // transfer or drain.
-            if seq & 1 == 0
-                && self
-                    .seq
-                    .compare_exchange(seq, seq + 1, Acquire, Relaxed)
-                    .is_ok()
-            {
-                break seq;
-            }
-            yield_now();
-        };
-        found.len = 0;
-        let high = self.high_words();
-        for (offset, low) in self.low.iter().enumerate() {
-            // Release, as a transfer's writes: a racing reader that sees a
-            // swapped word sees the odd `seq` and retries.
-            let low = u64::from(low.swap(0, Release));
-            let high = high.map_or(0, |h| h[offset].swap(0, Release));
-            found.push(offset, low.wrapping_add(high << UNIT_BITS));
-        }
-        // Release pairs with readers' and the next holder's Acquire loads.
-        self.seq.store(seq + 2, Release);
     }
 }
 
@@ -289,9 +362,15 @@ impl Drop for Block {
 /// One CPU's counts and totals. Aligned to 128 bytes so that shards
 /// allocated next to each other (by one thread, say) never share the cache
 /// line of `sum`, which every record updates.
+///
+/// A shard is written either only as [`Rseq`] on its own CPU (its
+/// counts and sum; min, max and the clamp count always take locked
+/// updates) or only as [`Locked`]: the histogram decides which per
+/// shard, once, and never mixes them.
 #[repr(align(128))]
 pub(crate) struct Shard {
-    /// `sum` of recorded values, wrapping at 2^64.
+    /// `sum` of recorded values, wrapping at 2^64. rseq-owned under
+    /// `Rseq`.
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
@@ -307,6 +386,24 @@ pub(crate) struct Totals {
     pub(crate) min: u64,
     pub(crate) max: u64,
     pub(crate) clamped: u64,
+}
+
+impl Totals {
+    /// Nothing recorded: the identity of [`merge`](Self::merge).
+    pub(crate) const EMPTY: Totals = Totals {
+        sum: 0,
+        min: u64::MAX,
+        max: 0,
+        clamped: 0,
+    };
+
+    /// Adds `other`'s records to these.
+    pub(crate) fn merge(&mut self, other: Totals) {
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.clamped = self.clamped.wrapping_add(other.clamped);
+    }
 }
 
 impl Shard {
@@ -327,15 +424,31 @@ impl Shard {
         std::mem::size_of::<Self>() + self.blocks.len() * std::mem::size_of::<AtomicPtr<Block>>()
     }
 
-    /// Records `n` values equal to `value` (already clamped) at `index`.
+    /// Adds `n` to the count at `index`, as `writer` writes (which must be
+    /// this shard's way, see the [type docs](Self)).
     #[inline]
-    pub(crate) fn record(&self, index: usize, value: u64, n: u64, clamped: bool) {
-        let block = self.block(index / BLOCK_LEN);
-        block.add(index % BLOCK_LEN, n);
+    pub(crate) fn add_count(&self, index: usize, n: u64, writer: impl Writer) -> Result<(), Moved> {
+        self.block(index / BLOCK_LEN)
+            .add(index % BLOCK_LEN, n, writer)
+    }
+
+    /// Adds `amount` to the sum, as `writer` writes.
+    #[inline]
+    pub(crate) fn add_sum(&self, amount: u64, writer: impl Writer) -> Result<(), Moved> {
+        if writer.add_sum(&self.sum, amount) {
+            Ok(())
+        } else {
+            Err(Moved)
+        }
+    }
+
+    /// Updates min, max and the clamp count for `n` records of `value`:
+    /// locked words, so any thread may update any shard's.
+    #[inline]
+    pub(crate) fn add_bounds(&self, value: u64, n: u64, clamped: bool) {
         // Relaxed throughout: each word is a self-contained tally; nothing
-        // else is published through them.
-        self.sum.fetch_add(value.wrapping_mul(n), Relaxed);
-        // A load first, so the locked RMW runs only when the bound moves.
+        // else is published through them. A load first, so the locked RMW
+        // runs only when the bound moves.
         if value < self.min.load(Relaxed) {
             self.min.fetch_min(value, Relaxed);
         }
@@ -345,6 +458,16 @@ impl Shard {
         if clamped {
             self.clamped.fetch_add(n, Relaxed);
         }
+    }
+
+    /// Records `n` values equal to `value` (already clamped) at `index` with
+    /// locked updates (a shard written as `Locked`).
+    #[inline]
+    pub(crate) fn record_locked(&self, index: usize, value: u64, n: u64, clamped: bool) {
+        // Locked writes never move.
+        let _ = self.add_count(index, n, Locked);
+        let _ = self.add_sum(value.wrapping_mul(n), Locked);
+        self.add_bounds(value, n, clamped);
     }
 
     #[inline]
@@ -366,44 +489,45 @@ impl Shard {
         unsafe { install(&self.blocks[block], Box::into_raw(Box::new(Block::new()))) }
     }
 
-    /// Reads (or, with `reset`, drains) the counts into `counts`, adding, and
-    /// returns the totals. A record racing a drain lands in this drain or the
-    /// next, count by count: every word is swapped atomically (a `record_n`
-    /// of 2^31 or more adds to two words, and may be split between two).
-    pub(crate) fn collect(&self, reset: bool, counts: &mut [u64]) -> Totals {
-        self.visit(reset, |index, count| {
-            counts[index] = counts[index].wrapping_add(count);
+    /// The installed blocks, with their numbers.
+    fn installed(&self) -> impl Iterator<Item = (usize, &Block)> {
+        self.blocks.iter().enumerate().filter_map(|(b, slot)| {
+            // Acquire pairs with `install`'s Release.
+            // SAFETY: as in `block`.
+            unsafe { slot.load(Acquire).as_ref() }.map(|block| (b, block))
         })
     }
 
-    /// Reads (or, with `reset`, swaps to zero) every count, calling
-    /// `f(index, count)` for the non-zero ones, and returns the totals.
-    pub(crate) fn visit(&self, reset: bool, mut f: impl FnMut(usize, u64)) -> Totals {
+    /// Reads every count, calling `f(index, count)` for the non-zero ones
+    /// (each block's counts read consistently, see [`Block::read`]), and
+    /// returns the totals since creation.
+    pub(crate) fn visit(&self, mut f: impl FnMut(usize, u64)) -> Totals {
         let mut found = Found::new();
-        for (b, slot) in self.blocks.iter().enumerate() {
-            // Acquire pairs with `install`'s Release.
-            // SAFETY: as in `block`.
-            if let Some(block) = unsafe { slot.load(Acquire).as_ref() } {
-                block.drain(reset, &mut found, |offset, count| {
-                    f(b * BLOCK_LEN + offset, count)
-                });
+        for (b, block) in self.installed() {
+            block.read(&mut found);
+            for (&offset, &count) in found.offsets.iter().zip(&found.counts).take(found.len) {
+                f(b * BLOCK_LEN + usize::from(offset), count);
             }
         }
-        if reset {
-            Totals {
-                sum: self.sum.swap(0, Relaxed),
-                min: self.min.swap(u64::MAX, Relaxed),
-                max: self.max.swap(0, Relaxed),
-                clamped: self.clamped.swap(0, Relaxed),
-            }
-        } else {
-            Totals {
-                sum: self.sum.load(Relaxed),
-                min: self.min.load(Relaxed),
-                max: self.max.load(Relaxed),
-                clamped: self.clamped.load(Relaxed),
-            }
+        Totals {
+            sum: self.sum.load(Relaxed),
+            min: self.min.load(Relaxed),
+            max: self.max.load(Relaxed),
+            clamped: self.clamped.load(Relaxed),
         }
+    }
+
+    /// Resets min, max and the clamp count (locked words, so swapped: a
+    /// racing update lands before or after its swap), returning what they
+    /// held. Counts and sum are never reset: intervals take them by
+    /// baseline.
+    pub(crate) fn take_bounds(&self) -> (u64, u64, u64) {
+        // Relaxed: self-contained words.
+        (
+            self.min.swap(u64::MAX, Relaxed),
+            self.max.swap(0, Relaxed),
+            self.clamped.swap(0, Relaxed),
+        )
     }
 
     /// A fingerprint that grows with every record landing in this shard, in
@@ -414,26 +538,20 @@ impl Shard {
         // Acquire pairs with `install`'s Release.
         // SAFETY: as in `block`.
         let block = unsafe { self.blocks[zero_index / BLOCK_LEN].load(Acquire).as_ref() };
-        // Relaxed, and no sequence: a fingerprint, not a count; a carry
+        // Relaxed, and no sequence: a fingerprint, not a count; a transfer
         // racing it only makes the series look active.
         let zeros = block.map_or(0, |b| {
             let offset = zero_index % BLOCK_LEN;
             let high = b.high_words().map_or(0, |h| h[offset].load(Relaxed));
-            u64::from(b.low[offset].load(Relaxed)).wrapping_add(high << UNIT_BITS)
+            u64::from(b.low[offset].load(Relaxed)).wrapping_add(high)
         });
         self.sum.load(Relaxed).wrapping_add(zeros)
     }
 
     /// Bytes of allocated blocks and carry blocks.
     pub(crate) fn block_bytes(&self) -> usize {
-        self.blocks
-            .iter()
-            .filter_map(|slot| {
-                // Acquire pairs with `install`'s Release.
-                // SAFETY: as in `block`.
-                unsafe { slot.load(Acquire).as_ref() }
-            })
-            .map(|block| BLOCK_BYTES + block.high_words().map_or(0, |_| HIGH_BYTES))
+        self.installed()
+            .map(|(_, block)| BLOCK_BYTES + block.high_words().map_or(0, |_| HIGH_BYTES))
             .sum()
     }
 
@@ -461,6 +579,7 @@ impl Drop for Shard {
 }
 
 /// Installs a fresh shard into `slot` if empty; returns the installed one.
+#[inline]
 pub(crate) fn shard_in(slot: &AtomicPtr<Shard>, len: usize) -> &Shard {
     // Acquire pairs with `install`'s Release.
     let mut ptr = slot.load(Acquire);

@@ -35,8 +35,36 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub(super) fn new(layout: Layout, counts: Vec<u64>, mut totals: Totals) -> Self {
-        let count = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
+    pub(super) fn new(layout: Layout, counts: Vec<u64>, totals: Totals) -> Self {
+        let mut snapshot = Snapshot {
+            layout,
+            counts,
+            count: 0,
+            totals,
+        };
+        snapshot.finish();
+        snapshot
+    }
+
+    /// The layout and counts buffer to refill in place (see
+    /// `Histogram::take_interval_into`): the layout is set, the buffer
+    /// kept (its capacity reused).
+    pub(super) fn refill(&mut self, layout: Layout) -> &mut Vec<u64> {
+        self.layout = layout;
+        &mut self.counts
+    }
+
+    /// Sets the totals after a refill, and derives the count and bounds.
+    pub(super) fn finish_with(&mut self, totals: Totals) {
+        self.totals = totals;
+        self.finish();
+    }
+
+    /// Derives the count from the counts, and keeps the bounds within the
+    /// first and last non-empty buckets.
+    fn finish(&mut self) {
+        let (layout, counts, totals) = (&self.layout, &self.counts, &mut self.totals);
+        self.count = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
         // Min and max are kept apart from the counts, so a read racing a
         // record (or an interval reset) can see a count without its bound.
         // Bounds always lie in the first and last non-empty buckets when
@@ -53,12 +81,6 @@ impl Snapshot {
             totals.min = totals.min.clamp(low, high);
             let (low, high) = bucket(last);
             totals.max = totals.max.clamp(low, high);
-        }
-        Snapshot {
-            layout,
-            counts,
-            count,
-            totals,
         }
     }
 
