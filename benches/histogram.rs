@@ -50,11 +50,14 @@ fn contention(c: &mut Criterion) {
 
 /// `record-parts/1thread`: the pieces of one `Histogram::record` on one
 /// thread, each timed alone over the same value table, so the paper can
-/// say where a record's time goes: the CPU read (`cpu::current`, rseq),
-/// one locked add and two (the bucket count and the exact sum are one
-/// each, on lines only this thread writes), the min/max loads (two plain
-/// loads), and the whole record. What is left of the record after the
-/// parts is the index math and the shard and block lookups.
+/// say where a record's time goes: the index arithmetic (the HDR bucket of
+/// the value), the CPU read (`cpu::current`, one load from the rseq area),
+/// one restartable-sequence add and two (a record's count and sum are one
+/// each; timed here as `Counter::inc`, the same arm, CPU check,
+/// load-add-store and commit on a word only this CPU writes), the min/max
+/// loads, and the whole record. For comparison, one and two locked adds
+/// (what the count and sum cost before they were sequences). What is left
+/// of the record after the parts is the shard and block lookups.
 fn parts(c: &mut Criterion) {
     use std::hint::black_box;
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -66,8 +69,20 @@ fn parts(c: &mut Criterion) {
         next = next.wrapping_add(1);
         values[next & (support::VALUES_LEN - 1)]
     };
+    let histogram = metricz::Histogram::new();
+    group.bench_function("index-math", |b| {
+        b.iter(|| black_box(histogram.index_of_for_bench(value())))
+    });
     group.bench_function("cpu-read", |b| {
         b.iter(|| black_box(metricz::cpu::current()))
+    });
+    let counters = [metricz::Counter::new(), metricz::Counter::new()];
+    group.bench_function("one-rseq-add", |b| b.iter(|| counters[0].inc()));
+    group.bench_function("two-rseq-adds", |b| {
+        b.iter(|| {
+            counters[0].inc();
+            counters[1].add(black_box(value()))
+        })
     });
     let words = [AtomicU64::new(0), AtomicU64::new(0)];
     group.bench_function("one-locked-add", |b| {
@@ -85,7 +100,6 @@ fn parts(c: &mut Criterion) {
             black_box(v < words[0].load(Relaxed)) | black_box(v > words[1].load(Relaxed))
         })
     });
-    let histogram = metricz::Histogram::new();
     for _ in 0..support::VALUES_LEN {
         histogram.record(value());
     }

@@ -600,9 +600,8 @@ fn the_interval_baseline_is_counted_in_bytes_used() {
     assert_eq!(h.bytes_used() - before, slots + BLOCK_LEN * 8, "same block");
     h.record(50_000_000);
     h.take_interval();
-    // A new count block (its 16-bit counts, carry pointer and sequence
-    // word, padded to 8 bytes) and its baseline.
-    let block = BLOCK_COUNT_BYTES + 16;
+    // A new count block (its 16-bit counts) and its baseline.
+    let block = BLOCK_COUNT_BYTES;
     assert_eq!(h.bytes_used() - before, slots + 2 * BLOCK_LEN * 8 + block);
     assert_eq!(h.snapshot().count(), 0);
 }
@@ -726,8 +725,7 @@ fn latency_spread_memory() {
     let fresh = h.bytes_used();
     let mut blocks = std::collections::BTreeSet::new();
     // 1 µs ..= 100 ms in ns, log-uniform: 1_000 × 10^(5 i / (N - 1)).
-    for i in 0..N {
-        let v = (1_000.0 * 10f64.powf(5.0 * i as f64 / (N - 1) as f64)).round() as u64;
+    for v in spread_values(N) {
         h.record(v);
         blocks.insert(default_index(v) / BLOCK_LEN);
     }
@@ -763,6 +761,74 @@ fn latency_spread_memory() {
     );
 }
 
+/// Spread 1 µs–100 ms as in `latency_spread_memory`: `n` values.
+fn spread_values(n: u64) -> impl Iterator<Item = u64> {
+    (0..n).map(move |i| (1_000.0 * 10f64.powf(5.0 * i as f64 / (n - 1) as f64)).round() as u64)
+}
+
+/// Carry words are the histogram's, shared by every CPU: a second CPU
+/// recording the same heavy traffic adds only its shard (16-bit words),
+/// and more records add nothing.
+#[cfg(target_os = "linux")]
+#[test]
+fn carries_are_shared_so_a_cpu_costs_its_16_bit_words() {
+    // SAFETY: the kernel fills a zeroed set of the size passed.
+    let cpus: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    assert!(cpus.len() >= 2, "needs two CPUs");
+    let h = Histogram::new();
+    let on_cpu = |cpu: usize, n: u64| {
+        thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: a set built with the libc macros, of the size passed.
+                unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    assert_eq!(
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                        0
+                    );
+                }
+                // 40 000 of each value: every touched count transfers
+                // into its carry word.
+                for v in spread_values(2_000) {
+                    h.record_n(v, n);
+                }
+            });
+        });
+    };
+    let fresh = h.bytes_used();
+    on_cpu(cpus[0], 40_000);
+    let one = h.bytes_used();
+    on_cpu(cpus[1], 40_000);
+    let two = h.bytes_used();
+    on_cpu(cpus[0], 40_000);
+    on_cpu(cpus[1], 40_000);
+    assert_eq!(h.bytes_used(), two, "more records, more memory");
+    assert_eq!(h.shards_in_use(), 2);
+    let blocks = spread_values(2_000)
+        .map(|v| default_index(v) / BLOCK_LEN)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    // A shard: its 128-byte header, a pointer per block of the layout and
+    // the 16-bit words of each touched block.
+    let shard = 128 + 33_792 / BLOCK_LEN * 8 + blocks * BLOCK_COUNT_BYTES;
+    assert_eq!(two - one, shard, "the second CPU's share");
+    // The carry table and a carry block per touched block, once.
+    let carries = 16 + 33_792 / BLOCK_LEN * 8 + blocks * (8 + BLOCK_LEN * 8);
+    assert_eq!(one - fresh, shard + carries);
+    assert!(shard <= 64 * 1024, "{shard} bytes per CPU");
+    assert_eq!(h.count(), 4 * 2_000 * 40_000);
+}
+
 // ---------------------------------------------------------- counts past 2^32 --
 
 #[test]
@@ -776,9 +842,11 @@ fn counts_past_u32_are_exact() {
     let before_carry = h.bytes_used();
     h.record_n(v, n - (1 << 15));
     h.record(v);
+    // The histogram's carry table (a boxed slice of a pointer per block)
+    // and one carry block: a sequence word and 256 64-bit words.
     assert_eq!(
         h.bytes_used() - before_carry,
-        BLOCK_LEN * 8,
+        16 + 33_792 / BLOCK_LEN * 8 + 8 + BLOCK_LEN * 8,
         "one carry block of 64-bit words"
     );
     let s = h.snapshot();

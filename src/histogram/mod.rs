@@ -13,58 +13,79 @@
 //!
 //! # Recording
 //!
-//! [`record`](Histogram::record) picks the shard of the current CPU (see
-//! [`cpu`](crate::cpu)), finds the value's count, and adds to it with one
-//! relaxed atomic add, plus one for the exact sum; min and max are a plain
-//! load each and a locked update only when they move. No lock, no
-//! allocation once the value's block exists, no panic: values above the
-//! highest trackable value are recorded as that value and counted in
-//! [`Snapshot::clamped`].
+//! [`record`](Histogram::record) finds the value's count (the `hdrhistogram`
+//! index arithmetic) in the shard of the CPU it runs on, and adds to the
+//! count and to the exact sum; min and max are a plain load each and a
+//! locked update only when they move. No lock, no allocation once the
+//! value's block exists, no panic: values above the highest trackable value
+//! are recorded as that value and counted in [`Snapshot::clamped`].
+//!
+//! Where glibc registered restartable sequences (rseq) for the process and
+//! the histogram has a shard for every possible CPU (the default), the two
+//! adds are **unlocked restartable sequences**: each checks, inside the
+//! sequence, that the thread still runs on the shard's CPU, loads, adds and
+//! commits with one store, and the kernel restarts it if the thread is
+//! preempted, migrated or signalled before the commit (as
+//! [`Counter`](crate::Counter)'s increments, see
+//! [`counter::rseq`](crate::counter::rseq)). A reader may see the count
+//! without the sum for an instant, as with any two adds. Elsewhere (no
+//! rseq, fewer shards than CPUs, loom, Miri) both are locked atomic adds;
+//! a thread without its own rseq registration in an rseq process records
+//! into a separate fallback shard with locked adds, so a CPU's rseq words
+//! are only ever written by sequences on that CPU. Where the words are,
+//! and how a count outgrows 16 bits, is in `shard.rs`: in short, a
+//! count is a 16-bit word per CPU plus a 64-bit carry word per histogram,
+//! and the per-CPU word moves into the carry every 2<sup>15</sup> records
+//! of one bucket on one CPU.
 //!
 //! # Memory follows the data
 //!
 //! A shard is allocated the first time its CPU records, and a shard's counts
-//! live in blocks of 256 counts allocated the first time a value lands in
-//! them (each block is one `AtomicPtr`, installed by CAS; the loser frees its
-//! block). Counts are 32-bit (1 KiB a block); a block any of whose counts
-//! reaches 2<sup>31</sup> gets a 64-bit carry block (2 KiB), so counts are
+//! live in blocks of 256 16-bit counts (512 bytes) allocated the first time
+//! a value lands in them (each block is one `AtomicPtr`, installed by CAS;
+//! the loser frees its block). Carry words are the histogram's, shared by
+//! all CPUs: a table with a pointer per block of the layout, allocated on
+//! the first carry, and a carry block (256 64-bit words and a sequence
+//! word, 2 056 bytes) per block any of whose counts carried; counts are
 //! exact to 2<sup>64</sup>. [`Histogram::bytes_used`] reports the total.
-//! Worst case, per recording CPU: a 128-byte shard header and 8 bytes per
-//! block of the layout, plus every block (1 040 bytes, and 2 048 more once
-//! any count in it reaches 2<sup>31</sup>). With the default configuration
-//! (1 ns to one hour at 3 figures: 33 792 counts in 132 blocks) that is
-//! 138 464 bytes (135 KiB), or 408 800 bytes (399 KiB) with every carry
-//! block. Values spread over 1 µs–100 ms at 3 figures touch 67 blocks: about
-//! 69.3 KiB for one recording CPU (`tests/histogram.rs` measures it). The
-//! HDR layout needs 16 910 counts for that range at 3 figures, so at 32 bits
-//! a count it cannot fit in 64 KiB. A [`Snapshot`] holds a dense copy of the
-//! counts (8 bytes per count of the layout: 270 KB with the defaults),
-//! whatever the data.
+//!
+//! Per recording CPU: a 128-byte shard header, 8 bytes per block of the
+//! layout, and 512 bytes per touched block, whatever the number of records.
+//! With the default configuration (1 ns to one hour at 3 figures: 33 792
+//! counts in 132 blocks) that is at most 68 768 bytes (67.2 KiB). Values
+//! spread over 1 µs–100 ms at 3 figures touch 67 blocks: 35 488 bytes
+//! (34.7 KiB) per CPU (`tests/histogram.rs` measures it), plus, once per
+//! histogram, at most 138 824 bytes of carries for those blocks. A
+//! [`Snapshot`] holds a dense copy of the counts (8 bytes per count of the
+//! layout: 270 KB with the defaults), whatever the data;
+//! [`take_interval_into`](Histogram::take_interval_into) reuses one.
 //!
 //! # Reads
 //!
-//! [`snapshot`](Histogram::snapshot) sums the shards into a [`Snapshot`];
-//! [`take_interval`](Histogram::take_interval) does the same while resetting
-//! every count, so consecutive intervals partition the records: a record
-//! racing the reset lands in this interval or the next, never both, never
-//! neither. Like every sharded read, a snapshot taken while records continue
-//! is not an instant's state: count, sum, min and max are exact once
-//! recording stops. A record racing an interval reset may leave its count in
-//! one interval and its sum (or min/max) in the next; totals over intervals
-//! stay exact. So may a `record_n` of 2<sup>31</sup> or more at once, whose
-//! count is added in two parts.
+//! [`snapshot`](Histogram::snapshot) sums the shards into a [`Snapshot`]:
+//! the records since the last interval was taken.
+//! [`take_interval`](Histogram::take_interval) does the same and starts a
+//! new interval, so consecutive intervals partition the records: a record
+//! racing the take lands in this interval or the next, never both, never
+//! neither. Counts and sums are taken **by baseline**: the histogram keeps
+//! the totals it read at the last take (allocated at the first take, per
+//! block that holds counts) and reports the difference, since an rseq-owned
+//! word must never be swapped to zero from another CPU (a sequence racing
+//! the swap would write the old value back). Min, max and the clamp count
+//! are locked words and are reset at each take. Like every sharded read, a
+//! snapshot taken while records continue is not an instant's state: count,
+//! sum, min and max are exact once recording stops. A record racing a take
+//! may leave its count in one interval and its sum (or min/max) in the
+//! next; totals over intervals stay exact.
 //!
 //! A bucket's count never reads lower than an earlier read of it while only
-//! records happen: a count is a 32-bit word plus a carry word, and moving
-//! 2<sup>31</sup> from one to the other is guarded by a per-block sequence
-//! that readers validate (see `shard.rs`; loom model H5). One case is left:
-//! records of 2<sup>31</sup> or more into one bucket on one CPU while that
-//! block's carry is held off (by a racing interval reset or another carry),
-//! e.g. three `record_n(v, 2³¹ − 1)`, can wrap the 32-bit word; the wrap is
-//! carried at once, but a read between the two sees the bucket
-//! 2<sup>32</sup> short. Reads wait (yielding) while a carry or an interval
-//! reset of a block is in progress, so do not read a histogram from a
-//! signal handler that may have interrupted a record of the same histogram.
+//! records happen: moving a per-CPU word into the carry word is guarded by
+//! the carry block's sequence, which readers validate (see `shard.rs`; loom
+//! models H5, and the stress test for the rseq path). Reads wait (yielding)
+//! while such a move is in progress, and reads and takes of one histogram
+//! take its baseline's mutex, so do not read a histogram from a signal
+//! handler that may have interrupted a record or read of the same
+//! histogram.
 
 mod error;
 mod layout;
@@ -80,7 +101,7 @@ use crate::counter::rseq::Area;
 use crate::counter::shards;
 use crate::primitive::{Arc, AtomicPtr, AtomicU64, Mutex, Ordering::Relaxed};
 use layout::Layout;
-use shard::{Locked, Rseq, Shard, Totals, BLOCK_LEN};
+use shard::{Carries, Locked, Rseq, Shard, Totals, BLOCK_LEN};
 use std::sync::PoisonError;
 use std::{fmt, ptr};
 
@@ -131,6 +152,8 @@ struct Inner {
     /// shard (decided at creation; see `shard.rs` for why the two ways of
     /// writing are never mixed).
     per_cpu: bool,
+    /// The carry words every shard's 16-bit counts overflow into.
+    carries: Carries,
     /// What the last `take_interval` took; reads report what came after.
     baseline: Mutex<Baseline>,
     /// Base units per recorded integer (see [`HistogramBuilder::scale`]).
@@ -252,6 +275,7 @@ impl HistogramBuilder {
                     .collect(),
                 mask: count - 1,
                 per_cpu,
+                carries: Carries::new(layout.len.div_ceil(BLOCK_LEN)),
                 baseline: Mutex::new(Baseline::default()),
                 scale: self.scale,
                 per_unit: per_unit(self.scale),
@@ -319,7 +343,13 @@ impl Histogram {
             }
         }
         let slot = &inner.shards[crate::cpu::current() & inner.mask];
-        shard::shard_in(slot, inner.layout.len).record_locked(index, value, n, clamped);
+        shard::shard_in(slot, inner.layout.len).record_locked(
+            index,
+            value,
+            n,
+            clamped,
+            &inner.carries,
+        );
     }
 
     /// Records a value in the base unit (see [`HistogramBuilder::scale`]):
@@ -459,9 +489,7 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         let baseline = self.inner.lock_baseline();
         let mut count = 0u64;
-        for shard in self.inner.installed() {
-            shard.visit(|_, n| count = count.wrapping_add(n));
-        }
+        self.inner.visit(|_, n| count = count.wrapping_add(n));
         count.wrapping_sub(baseline.count)
     }
 
@@ -474,10 +502,10 @@ impl Histogram {
         // sum, or one to the zeros), so changes never cancel short of the
         // sum of all of them wrapping exactly at 2^64.
         inner
-            .shards
-            .iter()
-            .filter_map(shard::shard_if_any)
-            .fold(0u64, |acc, shard| acc.wrapping_add(shard.activity(zero)))
+            .installed()
+            .fold(inner.carries.high_relaxed(zero), |acc, shard| {
+                acc.wrapping_add(shard.activity(zero))
+            })
     }
 
     /// Counts records per export bucket without building a snapshot (no
@@ -501,9 +529,9 @@ impl Histogram {
                 *bucket = bucket.wrapping_add(n);
             }
         };
+        inner.visit(&mut add);
         for shard in inner.installed() {
-            let totals = shard.visit(&mut add);
-            sum = sum.wrapping_add(totals.sum);
+            sum = sum.wrapping_add(shard.totals().sum);
         }
         for (index, n) in baseline.counts() {
             add(index, n.wrapping_neg());
@@ -521,11 +549,10 @@ impl Histogram {
         let mut baseline = inner.lock_baseline();
         counts.clear();
         counts.resize(inner.layout.len, 0);
+        inner.visit(|index, n| counts[index] = n);
         let mut merged = Totals::EMPTY;
         for shard in inner.installed() {
-            let mut totals = shard.visit(|index, n| {
-                counts[index] = counts[index].wrapping_add(n);
-            });
+            let mut totals = shard.totals();
             if take {
                 (totals.min, totals.max, totals.clamped) = shard.take_bounds();
             }
@@ -583,6 +610,7 @@ impl Histogram {
             + inner.shards.len() * std::mem::size_of::<AtomicPtr<Shard>>();
         fixed
             + inner.lock_baseline().bytes()
+            + inner.carries.bytes()
             + inner
                 .installed()
                 .map(|s| s.header_bytes() + s.block_bytes())
@@ -627,6 +655,16 @@ impl Histogram {
         inner.installed().any(|s| s.has_block(block))
     }
 
+    /// The index of `value`'s count in the layout (the record path's
+    /// arithmetic, for the benchmark of a record's parts). A test hook
+    /// (feature `test-hooks`), not part of the API.
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn index_of_for_bench(&self, value: u64) -> usize {
+        let layout = &self.inner.layout;
+        layout.index_of(value.min(layout.highest))
+    }
+
     /// Whether the fallback shard (of threads without an rseq registration,
     /// in a histogram with a shard per CPU) is allocated. A test hook
     /// (feature `test-hooks`), not part of the API.
@@ -640,8 +678,23 @@ impl Histogram {
 
 impl Inner {
     /// The installed shards.
-    fn installed(&self) -> impl Iterator<Item = &Shard> {
+    fn installed(&self) -> impl Iterator<Item = &Shard> + Clone {
         self.shards.iter().filter_map(shard::shard_if_any)
+    }
+
+    /// Calls `f(index, count)` for every non-zero count since creation
+    /// (all shards and the carry words), each block read consistently.
+    fn visit(&self, mut f: impl FnMut(usize, u64)) {
+        let mut counts = [0u64; BLOCK_LEN];
+        for b in 0..self.layout.len.div_ceil(BLOCK_LEN) {
+            if shard::read_block(b, self.installed(), &self.carries, &mut counts) {
+                for (offset, &n) in counts.iter().enumerate() {
+                    if n != 0 {
+                        f(b * BLOCK_LEN + offset, n);
+                    }
+                }
+            }
+        }
     }
 
     /// The baseline; a panic elsewhere while it was held left it whole
@@ -674,10 +727,14 @@ impl Inner {
         let mut cpu = area.cpu();
         let shard = loop {
             let Some(shard) = self.rseq_shard(cpu) else {
-                self.fallback().record_locked(index, value, n, clamped);
+                self.fallback()
+                    .record_locked(index, value, n, clamped, &self.carries);
                 return;
             };
-            if shard.add_count(index, n, Rseq { area, cpu }).is_ok() {
+            if shard
+                .add_count(index, n, Rseq { area, cpu }, &self.carries)
+                .is_ok()
+            {
                 break shard;
             }
             cpu = area.cpu();

@@ -18,31 +18,44 @@
 //! racing sequence's store. So intervals are taken by baseline (see
 //! `Histogram::take_interval`), not by swapping counts to zero.
 //!
+//! # Narrow per-CPU counts, one shared carry
+//!
+//! A bucket's count is the sum over shards of a 16-bit `low` word (per
+//! CPU: 512 bytes a block of 256 counts) plus one 64-bit `high` word in
+//! the histogram's **shared** carry block for that block of the layout
+//! ([`Carries`]: one per histogram, not per CPU, allocated when a count
+//! first needs it). A record that would take `low` past [`LOW_MAX`] adds to
+//! `high` instead (a locked add: a count that only grows); a record that
+//! leaves `low` at [`TRANSFER_AT`] or above moves `low` into `high` (a
+//! *transfer*), so `low` keeps its headroom. Transfers are rare (one per
+//! 2<sup>15</sup> records of a bucket on a CPU), so the shared carry words
+//! cost no contention, and a CPU's memory stays its 16-bit words however
+//! many records it makes.
+//!
 //! # Counts that never go backwards
 //!
-//! A count is `low + high`: `low` a 16-bit word every record adds to, `high`
-//! a 64-bit word of the block's carry block. A record that would take `low`
-//! past [`LOW_MAX`] adds to `high` instead (a locked add: a count that only
-//! grows); a record that leaves `low` at [`TRANSFER_AT`] or above moves
-//! `low` into `high` (a *transfer*), so `low` keeps its headroom. A
-//! transfer writes two words, so a reader could see one without the other
-//! and read the count too high, then lower; the block's sequence word makes
-//! it a seqlock: a transfer holds the sequence odd, adds `low`'s value `L`
-//! to `high`, subtracts `L` from `low` (under rseq, a sequence on the
-//! block's CPU; if the thread has moved, the add to `high` is undone
-//! instead), and a reader retries until it read the block between two
-//! equal even sequence values. Only the holder of the odd sequence
-//! subtracts from `low`, so `low ≥ L` holds for its subtraction. Recording
-//! never waits: a record that finds the sequence held leaves its transfer
-//! to a later record of that count.
+//! A transfer writes two words, so a reader could see one without the
+//! other and read the count too high, then lower. The carry block's
+//! sequence word makes it a seqlock: a transfer holds the sequence odd,
+//! adds `low`'s value `L` to `high`, subtracts `L` from `low` (under rseq, a
+//! sequence on the shard's CPU; if the thread has moved, the add to `high`
+//! is undone instead), and a reader retries until it read the block (every
+//! shard's words and the carry words) between two equal even sequence
+//! values. Only the holder of the odd sequence subtracts from a `low` of
+//! that block, so `low ≥ L` holds for its subtraction. Recording never
+//! waits: a record that finds the sequence held leaves its transfer to a
+//! later record of that count. A reader that found no carry block rechecks
+//! after reading the words: a transfer installs the block before it
+//! writes, so a reader that saw its subtraction sees the block, and retries.
 //!
 //! The seqlock argument needs a reader that sees any of a transfer's writes
-//! to see the odd sequence stored before them. The locked writes are
-//! Release (and later locked adds to the same word continue their release
-//! sequence). An rseq commit is a plain store: on x86_64, where every store
-//! is a release store and stores are seen in one total order (TSO), a
-//! reader whose Acquire load sees a later record's commit (on the same CPU,
-//! after it read the transfer's value) also sees the odd sequence.
+//! to see the odd sequence stored before them (and the carry block
+//! installed before that). The locked writes are Release (and later locked
+//! adds to the same word continue their release sequence). An rseq commit
+//! is a plain store: on x86_64, where every store is a release store and
+//! stores are seen in one total order (TSO), a reader whose Acquire load
+//! sees a later record's commit (on the same CPU, after it read the
+//! transfer's value) also sees the odd sequence.
 
 use crate::counter::rseq::{self, Area, OnCpu};
 use crate::primitive::{yield_now, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*};
@@ -73,10 +86,6 @@ pub(crate) static UNDONE: crate::primitive::std_only::AtomicU64 =
 
 type Words = [AtomicU16; BLOCK_LEN];
 type HighWords = [AtomicU64; BLOCK_LEN];
-
-fn new_high() -> Box<HighWords> {
-    Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
-}
 
 /// How the calling thread writes a shard's rseq-owned words: [`Locked`]
 /// or [`Rseq`] (a trait, so each record path is compiled for its own).
@@ -146,19 +155,134 @@ impl Writer for Rseq {
 #[derive(Debug)]
 pub(crate) struct Moved;
 
-/// `BLOCK_LEN` consecutive counts. A count is `low + high`; `high` is
-/// allocated on the first transfer or full add of any count in the block.
+/// `BLOCK_LEN` consecutive 16-bit counts of one shard (see the module
+/// docs for the rest of a count).
 pub(crate) struct Block {
     low: Words,
-    high: AtomicPtr<HighWords>,
-    /// Even while no transfer runs; odd while one does.
-    seq: AtomicU32,
 }
 
 /// The memory a block takes, for `bytes_used`.
 pub(crate) const BLOCK_BYTES: usize = std::mem::size_of::<Block>();
+
+/// The shared carry words of one block of the layout, and the sequence
+/// that transfers into them hold.
+pub(crate) struct Carry {
+    /// Even while no transfer runs; odd while one does.
+    seq: AtomicU32,
+    high: HighWords,
+}
+
 /// The memory a carry block takes, for `bytes_used`.
-pub(crate) const HIGH_BYTES: usize = std::mem::size_of::<HighWords>();
+pub(crate) const CARRY_BYTES: usize = std::mem::size_of::<Carry>();
+
+/// A histogram's carry blocks: a table with a slot per block of the layout,
+/// itself installed on first use, so a histogram whose counts never needed
+/// one holds a null pointer.
+pub(crate) struct Carries {
+    table: AtomicPtr<CarryTable>,
+    blocks: usize,
+}
+
+struct CarryTable {
+    slots: Box<[AtomicPtr<Carry>]>,
+}
+
+impl Carries {
+    /// No carries yet, for a layout of `blocks` blocks.
+    pub(crate) fn new(blocks: usize) -> Self {
+        Carries {
+            table: AtomicPtr::new(ptr::null_mut()),
+            blocks,
+        }
+    }
+
+    fn table(&self) -> Option<&CarryTable> {
+        // Acquire pairs with `install`'s Release.
+        // SAFETY: non-null table pointers come from `install` and are freed
+        // only in `drop` (`&mut self`).
+        unsafe { self.table.load(Acquire).as_ref() }
+    }
+
+    /// Block `b`'s carry, if installed.
+    #[inline]
+    fn get(&self, b: usize) -> Option<&Carry> {
+        // Acquire pairs with `install`'s Release.
+        // SAFETY: non-null carry pointers come from `install` and are freed
+        // only when the table is dropped (`&mut`).
+        self.table()
+            .and_then(|t| unsafe { t.slots[b].load(Acquire).as_ref() })
+    }
+
+    /// Block `b`'s carry, installed (with the table) if need be.
+    #[cold]
+    fn get_or_install(&self, b: usize) -> &Carry {
+        let table = match self.table() {
+            Some(table) => table,
+            None => {
+                let fresh = Box::new(CarryTable {
+                    slots: (0..self.blocks)
+                        .map(|_| AtomicPtr::new(ptr::null_mut()))
+                        .collect(),
+                });
+                // SAFETY: a fresh, unshared box; installed tables are freed
+                // only in `drop`.
+                unsafe { &*install(&self.table, Box::into_raw(fresh)) }
+            }
+        };
+        let slot = &table.slots[b];
+        // Acquire pairs with `install`'s Release.
+        let mut carry = slot.load(Acquire);
+        if carry.is_null() {
+            let fresh = Box::new(Carry {
+                seq: AtomicU32::new(0),
+                high: std::array::from_fn(|_| AtomicU64::new(0)),
+            });
+            // SAFETY: a fresh, unshared box.
+            carry = unsafe { install(slot, Box::into_raw(fresh)) };
+        }
+        // SAFETY: as in `get`.
+        unsafe { &*carry }
+    }
+
+    /// Bytes of the table and the carry blocks.
+    pub(crate) fn bytes(&self) -> usize {
+        self.table().map_or(0, |t| {
+            std::mem::size_of::<CarryTable>()
+                + t.slots.len() * std::mem::size_of::<AtomicPtr<Carry>>()
+                + (0..t.slots.len())
+                    .filter(|&b| self.get(b).is_some())
+                    .count()
+                    * CARRY_BYTES
+        })
+    }
+
+    /// The carry word of count `index`, Relaxed (for fingerprints).
+    pub(crate) fn high_relaxed(&self, index: usize) -> u64 {
+        self.get(index / BLOCK_LEN)
+            .map_or(0, |c| c.high[index % BLOCK_LEN].load(Relaxed))
+    }
+}
+
+impl Drop for Carries {
+    fn drop(&mut self) {
+        // Acquire pairs with `install`'s Release; `&mut self` orders this
+        // after every other use.
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return;
+        }
+        // SAFETY: installed by `install` from `Box::into_raw`, freed only
+        // here.
+        let table = unsafe { Box::from_raw(table) };
+        for slot in table.slots.iter() {
+            let carry = slot.load(Acquire);
+            if !carry.is_null() {
+                // SAFETY: as for the table.
+                drop(unsafe { Box::from_raw(carry) });
+            }
+        }
+    }
+}
 
 /// Installs `fresh` into an empty `slot`, or frees it and returns the
 /// winner's. Release on success publishes the initialised allocation (pairs
@@ -184,51 +308,46 @@ impl Block {
     fn new() -> Self {
         Block {
             low: std::array::from_fn(|_| AtomicU16::new(0)),
-            high: AtomicPtr::new(ptr::null_mut()),
-            seq: AtomicU32::new(0),
         }
     }
 
-    /// Adds `n` to count `offset`, as `writer` writes.
+    /// Adds `n` to count `offset` of block `b`, as `writer` writes.
     #[inline]
-    fn add(&self, offset: usize, n: u64, writer: impl Writer) -> Result<(), Moved> {
+    fn add(
+        &self,
+        b: usize,
+        offset: usize,
+        n: u64,
+        writer: impl Writer,
+        carries: &Carries,
+    ) -> Result<(), Moved> {
         if n > u64::from(LOW_MAX) {
-            self.add_high(offset, n);
+            add_high(carries, b, offset, n);
             return Ok(());
         }
         let now = match writer.add_low(&self.low[offset], n as u32) {
             OnCpu::Done(now) => now,
             OnCpu::Moved => return Err(Moved),
             OnCpu::Full => {
-                self.add_high(offset, n);
+                add_high(carries, b, offset, n);
                 LOW_MAX
             }
         };
         if now >= TRANSFER_AT {
-            self.transfer(offset, writer);
+            self.transfer(offset, writer, carries.get_or_install(b));
         }
         Ok(())
     }
 
-    /// Adds `n` to the carry word: the count only grows, so no sequence
-    /// (a reader sees the record or not, as any racing record).
+    /// Moves `low[offset]` into the carry word under the carry block's
+    /// sequence, if no other transfer holds it (else a later record will).
     #[cold]
-    fn add_high(&self, offset: usize, n: u64) {
-        // Relaxed: a tally. A locked add, so it continues the release
-        // sequence of a transfer's Release add to the same word.
-        self.high_words_or_install()[offset].fetch_add(n, Relaxed);
-    }
-
-    /// Moves `low[offset]` into `high[offset]` under the sequence, if no
-    /// other transfer holds it (else a later record will).
-    #[cold]
-    fn transfer(&self, offset: usize, writer: impl Writer) {
-        let high = self.high_words_or_install();
-        let seq = self.seq.load(Relaxed);
+    fn transfer(&self, offset: usize, writer: impl Writer, carry: &Carry) {
+        let seq = carry.seq.load(Relaxed);
         // Acquire pairs with the Release store that ended the previous
         // transfer, so this one sees its words.
         if seq & 1 != 0
-            || self
+            || carry
                 .seq
                 .compare_exchange(seq, seq + 1, Acquire, Relaxed)
                 .is_err()
@@ -239,123 +358,93 @@ impl Block {
         // holds at least `moving` until the subtraction below.
         let moving = u32::from(self.low[offset].load(Relaxed));
         if moving != 0 {
+            let high = &carry.high[offset];
             // Release on both writes (and the undo): a reader whose
             // Acquire load sees one also sees the odd `seq` stored before
             // it, and retries.
-            high[offset].fetch_add(u64::from(moving), Release);
+            high.fetch_add(u64::from(moving), Release);
             // A release commit (locked: Release; rseq: a plain store, see
             // the module docs). Locked, it cannot fail: `low ≥ moving`.
             let taken = writer.add_low(&self.low[offset], moving.wrapping_neg());
             if !matches!(taken, OnCpu::Done(_)) {
                 #[cfg(feature = "test-hooks")]
                 UNDONE.fetch_add(1, Relaxed);
-                // The thread moved off the block's CPU: put the carry back;
+                // The thread moved off the shard's CPU: put the carry back;
                 // a later record transfers.
-                high[offset].fetch_sub(u64::from(moving), Release);
+                high.fetch_sub(u64::from(moving), Release);
             }
         }
         // Release pairs with readers' and the next holder's Acquire loads
         // of `seq`.
-        self.seq.store(seq + 2, Release);
+        carry.seq.store(seq + 2, Release);
     }
+}
 
-    fn high_words_or_install(&self) -> &HighWords {
-        // Acquire pairs with `install`'s Release.
-        let mut words = self.high.load(Acquire);
-        if words.is_null() {
-            // SAFETY: a fresh, unshared box.
-            words = unsafe { install(&self.high, Box::into_raw(new_high())) };
+/// Adds `n` to the carry word of count `offset` of block `b`: the count
+/// only grows, so no sequence (a reader sees the record or not, as any
+/// racing record).
+#[cold]
+fn add_high(carries: &Carries, b: usize, offset: usize, n: u64) {
+    // Relaxed: a tally. A locked add, so it continues the release sequence
+    // of a transfer's Release add to the same word.
+    carries.get_or_install(b).high[offset].fetch_add(n, Relaxed);
+}
+
+/// Reads block `b` of the layout: adds every shard's counts and the carry
+/// words into `counts` (zeroed here), read consistently between two equal
+/// even values of the carry's sequence (see the [module docs](self)).
+/// Returns whether any count is non-zero.
+pub(crate) fn read_block<'a, I>(
+    b: usize,
+    shards: I,
+    carries: &Carries,
+    counts: &mut [u64; BLOCK_LEN],
+) -> bool
+where
+    I: Iterator<Item = &'a Shard> + Clone,
+{
+    loop {
+        let carry = carries.get(b);
+        // Acquire pairs with the Release store that ended a transfer: its
+        // words are seen.
+        let seq = carry.map(|c| c.seq.load(Acquire));
+        if seq.is_some_and(|seq| seq & 1 != 0) {
+            yield_now();
+            continue;
         }
-        // SAFETY: non-null carry pointers come from `install` and are freed
-        // only when the block is dropped, which needs `&mut`.
-        unsafe { &*words }
-    }
-
-    fn high_words(&self) -> Option<&HighWords> {
-        // Acquire pairs with `install`'s Release.
-        // SAFETY: as in `high_words_or_install`.
-        unsafe { self.high.load(Acquire).as_ref() }
-    }
-
-    /// Gathers the non-zero counts into `found`, read between two equal
-    /// even sequence values (so never a transfer half done; see the
-    /// [module docs](self)).
-    fn read(&self, found: &mut Found) {
-        loop {
-            // Acquire pairs with the Release store that ended a transfer:
-            // its words are seen.
-            let seq = self.seq.load(Acquire);
-            if seq & 1 == 0 {
-                found.len = 0;
-                // Acquire on every load: a value a transfer wrote (or a
-                // later write to its word, see the module docs) carries the
-                // odd `seq` stored before it, which the check below sees.
-                match self.high_words() {
-                    None => {
-                        for (offset, low) in self.low.iter().enumerate() {
-                            found.push(offset, u64::from(low.load(Acquire)));
-                        }
-                    }
-                    Some(high) => {
-                        for (offset, (low, high)) in self.low.iter().zip(high).enumerate() {
-                            let count =
-                                u64::from(low.load(Acquire)).wrapping_add(high.load(Acquire));
-                            found.push(offset, count);
-                        }
-                    }
+        counts.fill(0);
+        let mut any = false;
+        // Acquire on every load: a value a transfer wrote (or a later write
+        // to its word, see the module docs) carries the odd `seq` (and the
+        // installed carry) stored before it, which the checks below see.
+        for shard in shards.clone() {
+            if let Some(block) = shard.block_if_any(b) {
+                any = true;
+                for (count, low) in counts.iter_mut().zip(&block.low) {
+                    *count += u64::from(low.load(Acquire));
+                }
+            }
+        }
+        match carry {
+            Some(carry) => {
+                for (count, high) in counts.iter_mut().zip(&carry.high) {
+                    *count = count.wrapping_add(high.load(Acquire));
                 }
                 // Relaxed: the Acquire loads above keep this load after
                 // them.
-                if self.seq.load(Relaxed) == seq {
-                    return;
+                if Some(carry.seq.load(Relaxed)) == seq {
+                    return true;
                 }
             }
-            yield_now();
+            None => {
+                // No transfer had started when the carry was looked up; one
+                // whose writes the loads above saw installed it before.
+                if carries.get(b).is_none() {
+                    return any;
+                }
+            }
         }
-    }
-}
-
-/// A block's non-zero counts, gathered on the stack.
-pub(crate) struct Found {
-    offsets: [u16; BLOCK_LEN],
-    counts: [u64; BLOCK_LEN],
-    len: usize,
-}
-
-impl Found {
-    fn new() -> Self {
-        Found {
-            offsets: [0; BLOCK_LEN],
-            counts: [0; BLOCK_LEN],
-            len: 0,
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, offset: usize, count: u64) {
-        if count != 0 {
-            // Each offset is pushed at most once per read, so `len <
-            // BLOCK_LEN` here (the mask only spares the bounds check;
-            // `BLOCK_LEN` is a power of two), and `offset` (below
-            // `BLOCK_LEN` ≤ 256) fits a `u16`.
-            let at = self.len & (BLOCK_LEN - 1);
-            self.offsets[at] = offset as u16;
-            self.counts[at] = count;
-            self.len += 1;
-        }
-    }
-}
-
-impl Drop for Block {
-    fn drop(&mut self) {
-        // Acquire pairs with `install`'s Release; `&mut self` orders this
-        // after every other use.
-        let high = self.high.load(Acquire);
-        if !high.is_null() {
-            // SAFETY: installed by `install` from `Box::into_raw`, freed
-            // only here.
-            drop(unsafe { Box::from_raw(high) });
-        }
+        yield_now();
     }
 }
 
@@ -427,9 +516,15 @@ impl Shard {
     /// Adds `n` to the count at `index`, as `writer` writes (which must be
     /// this shard's way, see the [type docs](Self)).
     #[inline]
-    pub(crate) fn add_count(&self, index: usize, n: u64, writer: impl Writer) -> Result<(), Moved> {
-        self.block(index / BLOCK_LEN)
-            .add(index % BLOCK_LEN, n, writer)
+    pub(crate) fn add_count(
+        &self,
+        index: usize,
+        n: u64,
+        writer: impl Writer,
+        carries: &Carries,
+    ) -> Result<(), Moved> {
+        let b = index / BLOCK_LEN;
+        self.block(b).add(b, index % BLOCK_LEN, n, writer, carries)
     }
 
     /// Adds `amount` to the sum, as `writer` writes.
@@ -463,9 +558,16 @@ impl Shard {
     /// Records `n` values equal to `value` (already clamped) at `index` with
     /// locked updates (a shard written as `Locked`).
     #[inline]
-    pub(crate) fn record_locked(&self, index: usize, value: u64, n: u64, clamped: bool) {
+    pub(crate) fn record_locked(
+        &self,
+        index: usize,
+        value: u64,
+        n: u64,
+        clamped: bool,
+        carries: &Carries,
+    ) {
         // Locked writes never move.
-        let _ = self.add_count(index, n, Locked);
+        let _ = self.add_count(index, n, Locked, carries);
         let _ = self.add_sum(value.wrapping_mul(n), Locked);
         self.add_bounds(value, n, clamped);
     }
@@ -489,26 +591,17 @@ impl Shard {
         unsafe { install(&self.blocks[block], Box::into_raw(Box::new(Block::new()))) }
     }
 
-    /// The installed blocks, with their numbers.
-    fn installed(&self) -> impl Iterator<Item = (usize, &Block)> {
-        self.blocks.iter().enumerate().filter_map(|(b, slot)| {
-            // Acquire pairs with `install`'s Release.
-            // SAFETY: as in `block`.
-            unsafe { slot.load(Acquire).as_ref() }.map(|block| (b, block))
-        })
+    /// Block `b`, if installed.
+    #[inline]
+    fn block_if_any(&self, b: usize) -> Option<&Block> {
+        // Acquire pairs with `install`'s Release.
+        // SAFETY: as in `block`.
+        unsafe { self.blocks[b].load(Acquire).as_ref() }
     }
 
-    /// Reads every count, calling `f(index, count)` for the non-zero ones
-    /// (each block's counts read consistently, see [`Block::read`]), and
-    /// returns the totals since creation.
-    pub(crate) fn visit(&self, mut f: impl FnMut(usize, u64)) -> Totals {
-        let mut found = Found::new();
-        for (b, block) in self.installed() {
-            block.read(&mut found);
-            for (&offset, &count) in found.offsets.iter().zip(&found.counts).take(found.len) {
-                f(b * BLOCK_LEN + usize::from(offset), count);
-            }
-        }
+    /// The totals since creation (the counts are read by [`read_block`]).
+    pub(crate) fn totals(&self) -> Totals {
+        // Relaxed: self-contained words.
         Totals {
             sum: self.sum.load(Relaxed),
             min: self.min.load(Relaxed),
@@ -530,29 +623,26 @@ impl Shard {
         )
     }
 
-    /// A fingerprint that grows with every record landing in this shard, in
-    /// a few loads (for idle eviction): the sum grows by every record of a
-    /// value above 0, and the count at `zero_index` (where 0 is counted) by
-    /// every record of 0. Their wrapping sum.
+    /// A fingerprint of this shard's records, in a few loads (for idle
+    /// eviction): the sum, which grows by every record of a value above 0,
+    /// plus the 16-bit count at `zero_index` (where 0 is counted), which
+    /// every record of 0 changes (the histogram adds the carry word, so
+    /// that together they only grow). Their wrapping sum.
     pub(crate) fn activity(&self, zero_index: usize) -> u64 {
-        // Acquire pairs with `install`'s Release.
-        // SAFETY: as in `block`.
-        let block = unsafe { self.blocks[zero_index / BLOCK_LEN].load(Acquire).as_ref() };
         // Relaxed, and no sequence: a fingerprint, not a count; a transfer
         // racing it only makes the series look active.
-        let zeros = block.map_or(0, |b| {
-            let offset = zero_index % BLOCK_LEN;
-            let high = b.high_words().map_or(0, |h| h[offset].load(Relaxed));
-            u64::from(b.low[offset].load(Relaxed)).wrapping_add(high)
+        let zeros = self.block_if_any(zero_index / BLOCK_LEN).map_or(0, |b| {
+            u64::from(b.low[zero_index % BLOCK_LEN].load(Relaxed))
         });
         self.sum.load(Relaxed).wrapping_add(zeros)
     }
 
-    /// Bytes of allocated blocks and carry blocks.
+    /// Bytes of allocated blocks.
     pub(crate) fn block_bytes(&self) -> usize {
-        self.installed()
-            .map(|(_, block)| BLOCK_BYTES + block.high_words().map_or(0, |_| HIGH_BYTES))
-            .sum()
+        (0..self.blocks.len())
+            .filter(|&b| self.block_if_any(b).is_some())
+            .count()
+            * BLOCK_BYTES
     }
 
     /// Whether block `block` is allocated (for tests and models).
