@@ -1049,6 +1049,20 @@ fn empty_snapshots_read_zero() {
     assert_empty(&h.take_interval());
 }
 
+/// A `record_n` of more than a 16-bit word holds goes straight to the
+/// shared carry word: no block of 16-bit words is installed for it.
+#[test]
+fn a_record_larger_than_a_word_installs_no_word_block() {
+    let h = Histogram::new();
+    h.record_n(12_345, 100_000);
+    assert!(!h.block_allocated_for(12_345));
+    assert_eq!(h.count(), 100_000);
+    h.record(12_345);
+    assert!(h.block_allocated_for(12_345));
+    let s = h.snapshot();
+    assert_eq!((s.count(), s.sum()), (100_001, 100_001 * 12_345));
+}
+
 /// Counts past 2^31 and 2^32 in one bucket (a 16-bit word and the carry
 /// word, `record_n`s of more than the word holds going straight to the
 /// carry) are exact, by `record`, `record_n` and every read.

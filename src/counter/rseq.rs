@@ -168,12 +168,15 @@ pub(crate) enum OnCpu {
 ///
 /// # Safety
 ///
-/// `area` must be the calling thread's (from [`Area::current`]); `word`
-/// must be an 8-byte aligned `AtomicU64` valid for the call that, while the
-/// process uses rseq, nothing writes except sequences on `cpu` (readers use
-/// atomic loads).
+/// `area` must be the calling thread's (from [`Area::current`]); `cpu`
+/// must be a CPU id (below 2^31: not the −1 or −2 of an unregistered
+/// thread, which would match such a thread's `cpu_id` with no kernel
+/// protection); `word` must be an 8-byte aligned `AtomicU64` valid for the
+/// call that, while the process uses rseq, nothing writes except sequences
+/// on `cpu` (readers use atomic loads).
 #[inline]
 pub(crate) unsafe fn add_on(area: Area, cpu: u32, word: *const AtomicU64, n: u64) -> bool {
+    debug_assert!(cpu < 1 << 31, "not a CPU id: {cpu}");
     // SAFETY: forwarded contract.
     unsafe { imp::add_on(area.0, cpu, word, n) }
 }
@@ -196,6 +199,7 @@ pub(crate) unsafe fn add_u16_on(
     max: u32,
 ) -> OnCpu {
     debug_assert!(max <= u32::from(u16::MAX));
+    debug_assert!(cpu < 1 << 31, "not a CPU id: {cpu}");
     #[cfg(all(metricz_stress, feature = "test-hooks"))]
     if UNARMED.load(crate::primitive::Ordering::Relaxed) {
         // SAFETY: forwarded contract; the negative control's lost updates
@@ -440,7 +444,7 @@ mod imp {
         let value: usize;
         // SAFETY: as in `add_on`, for a 2-byte word: the sequence checks
         // the CPU, loads the word zero-extended, adds in 32 bits, leaves
-        // (`9:`, nothing written) if the result is above `max` (a wrapped
+        // (`12:`, nothing written) if the result is above `max` (a wrapped
         // subtraction is too), and commits with one aligned 2-byte store.
         // Unarmed (`ARMED` false, the stress test's negative control only)
         // nothing restarts it, which loses updates by design.
@@ -457,7 +461,8 @@ mod imp {
                         widen!(),
                         "add {tmp:e}, {delta:e}",
                         "cmp {tmp:e}, {max:e}",
-                        "ja 9f",
+                        // Not 9: `widen!` defines that label.
+                        "ja 12f",
                         "mov word ptr [{word}], {tmp:x}",
                         "5:",
                         "xor {ok:e}, {ok:e}",
@@ -465,7 +470,7 @@ mod imp {
                         "7:",
                         "mov {ok:e}, 1",
                         "jmp 8f",
-                        "9:",
+                        "12:",
                         "mov {ok:e}, 2",
                         "8:",
                     ),

@@ -16,9 +16,12 @@
 //! [`record`](Histogram::record) finds the value's count (the `hdrhistogram`
 //! index arithmetic) in the shard of the CPU it runs on, and adds to the
 //! count and to the exact sum; min and max are a plain load each and a
-//! locked update only when they move. No lock, no allocation once the
-//! value's block exists, no panic: values above the highest trackable value
-//! are recorded as that value and counted in [`Snapshot::clamped`].
+//! locked update only when they move. No lock, no panic, and no allocation
+//! once the value's block exists (and, for a count past 2<sup>15</sup> on a
+//! CPU, or a `record_n` of more than 65 535 at once, its carry block: the
+//! first carry of a block allocates it, and the histogram's first carry the
+//! carry table). Values above the highest trackable value are recorded as
+//! that value and counted in [`Snapshot::clamped`].
 //!
 //! Where glibc registered restartable sequences (rseq) for the process and
 //! the histogram has a shard for every possible CPU (the default), the two
@@ -501,11 +504,10 @@ impl Histogram {
         // A plain wrapping sum: every record adds to it (its value to the
         // sum, or one to the zeros), so changes never cancel short of the
         // sum of all of them wrapping exactly at 2^64.
-        inner
+        let shards = inner
             .installed()
-            .fold(inner.carries.high_relaxed(zero), |acc, shard| {
-                acc.wrapping_add(shard.activity(zero))
-            })
+            .fold(0u64, |acc, shard| acc.wrapping_add(shard.activity(zero)));
+        shards.wrapping_add(inner.carries.high(zero))
     }
 
     /// Counts records per export bucket without building a snapshot (no
@@ -684,10 +686,34 @@ impl Inner {
 
     /// Calls `f(index, count)` for every non-zero count since creation
     /// (all shards and the carry words), each block read consistently.
-    fn visit(&self, mut f: impl FnMut(usize, u64)) {
+    fn visit(&self, f: impl FnMut(usize, u64)) {
+        // The installed shards, looked up once per read rather than once
+        // per block (up to `CACHED` of them; beyond, once per block). A
+        // shard installed after this lookup holds only records that race
+        // the read; leaving its words out (while its carries, in the shared
+        // words, are read) is a state the read could have seen.
+        const CACHED: usize = 64;
+        let mut cached = [None; CACHED];
+        let mut installed = 0;
+        for (slot, shard) in cached.iter_mut().zip(self.installed()) {
+            *slot = Some(shard);
+            installed += 1;
+        }
+        if installed < CACHED {
+            self.visit_shards(cached.iter().flatten().copied(), f);
+        } else {
+            self.visit_shards(self.installed(), f);
+        }
+    }
+
+    fn visit_shards<'a>(
+        &'a self,
+        shards: impl Iterator<Item = &'a Shard> + Clone,
+        mut f: impl FnMut(usize, u64),
+    ) {
         let mut counts = [0u64; BLOCK_LEN];
         for b in 0..self.layout.len.div_ceil(BLOCK_LEN) {
-            if shard::read_block(b, self.installed(), &self.carries, &mut counts) {
+            if shard::read_block(b, shards.clone(), &self.carries, &mut counts) {
                 for (offset, &n) in counts.iter().enumerate() {
                     if n != 0 {
                         f(b * BLOCK_LEN + offset, n);

@@ -52,10 +52,11 @@
 //! to see the odd sequence stored before them (and the carry block
 //! installed before that). The locked writes are Release (and later locked
 //! adds to the same word continue their release sequence). An rseq commit
-//! is a plain store: on x86_64, where every store is a release store and
-//! stores are seen in one total order (TSO), a reader whose Acquire load
-//! sees a later record's commit (on the same CPU, after it read the
-//! transfer's value) also sees the odd sequence.
+//! is a plain store, not a read-modify-write, so it continues no release
+//! sequence; on x86_64 every `mov` load is an acquire load and every `mov`
+//! store a release store, so a later record's sequence, which loaded the
+//! transfer's value, synchronises with the transfer, and a reader whose
+//! Acquire load sees that record's commit also sees the odd sequence.
 
 use crate::counter::rseq::{self, Area, OnCpu};
 use crate::primitive::{yield_now, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*};
@@ -256,8 +257,10 @@ impl Carries {
         })
     }
 
-    /// The carry word of count `index`, Relaxed (for fingerprints).
-    pub(crate) fn high_relaxed(&self, index: usize) -> u64 {
+    /// The carry word of count `index` (for fingerprints: read after the
+    /// shards' words, see `Shard::activity`).
+    pub(crate) fn high(&self, index: usize) -> u64 {
+        // Relaxed: ordered after the shards' Acquire loads.
         self.get(index / BLOCK_LEN)
             .map_or(0, |c| c.high[index % BLOCK_LEN].load(Relaxed))
     }
@@ -311,25 +314,22 @@ impl Block {
         }
     }
 
-    /// Adds `n` to count `offset` of block `b`, as `writer` writes.
+    /// Adds `n` (at most `LOW_MAX`) to count `offset` of block `b`, as
+    /// `writer` writes.
     #[inline]
     fn add(
         &self,
         b: usize,
         offset: usize,
-        n: u64,
+        n: u32,
         writer: impl Writer,
         carries: &Carries,
     ) -> Result<(), Moved> {
-        if n > u64::from(LOW_MAX) {
-            add_high(carries, b, offset, n);
-            return Ok(());
-        }
-        let now = match writer.add_low(&self.low[offset], n as u32) {
+        let now = match writer.add_low(&self.low[offset], n) {
             OnCpu::Done(now) => now,
             OnCpu::Moved => return Err(Moved),
             OnCpu::Full => {
-                add_high(carries, b, offset, n);
+                add_high(carries, b, offset, u64::from(n));
                 LOW_MAX
             }
         };
@@ -376,7 +376,9 @@ impl Block {
         }
         // Release pairs with readers' and the next holder's Acquire loads
         // of `seq`.
-        carry.seq.store(seq + 2, Release);
+        // Wrapping: the CAS made it odd, so `seq + 1` did not overflow, but
+        // 2^31 transfers of one block take `seq + 2` past `u32::MAX`.
+        carry.seq.store(seq.wrapping_add(2), Release);
     }
 }
 
@@ -524,7 +526,14 @@ impl Shard {
         carries: &Carries,
     ) -> Result<(), Moved> {
         let b = index / BLOCK_LEN;
-        self.block(b).add(b, index % BLOCK_LEN, n, writer, carries)
+        if n > u64::from(LOW_MAX) {
+            // More than a word holds: straight into the carry word, with
+            // no block of 16-bit words installed for it.
+            add_high(carries, b, index % BLOCK_LEN, n);
+            return Ok(());
+        }
+        self.block(b)
+            .add(b, index % BLOCK_LEN, n as u32, writer, carries)
     }
 
     /// Adds `amount` to the sum, as `writer` writes.
@@ -626,14 +635,17 @@ impl Shard {
     /// A fingerprint of this shard's records, in a few loads (for idle
     /// eviction): the sum, which grows by every record of a value above 0,
     /// plus the 16-bit count at `zero_index` (where 0 is counted), which
-    /// every record of 0 changes (the histogram adds the carry word, so
-    /// that together they only grow). Their wrapping sum.
+    /// every record of 0 changes (the histogram adds the carry word after
+    /// these, so that together they only grow). Their wrapping sum.
     pub(crate) fn activity(&self, zero_index: usize) -> u64 {
-        // Relaxed, and no sequence: a fingerprint, not a count; a transfer
-        // racing it only makes the series look active.
+        // No sequence: a fingerprint, not a count. Acquire on the word
+        // pairs with a transfer's Release subtraction, so the carry word
+        // the histogram reads next includes what moved: a transfer racing
+        // this can only make the fingerprint larger, never smaller.
         let zeros = self.block_if_any(zero_index / BLOCK_LEN).map_or(0, |b| {
-            u64::from(b.low[zero_index % BLOCK_LEN].load(Relaxed))
+            u64::from(b.low[zero_index % BLOCK_LEN].load(Acquire))
         });
+        // Relaxed: a self-contained tally.
         self.sum.load(Relaxed).wrapping_add(zeros)
     }
 
