@@ -34,9 +34,10 @@
 //!
 //! The same idea carries the percentile metric: a [`Histogram`] uses
 //! HdrHistogram's bucket layout (quantiles agree exactly with the
-//! `hdrhistogram` crate) with counts kept per CPU shard in lazily allocated
-//! blocks, so recording is a few relaxed atomic adds and memory follows the
-//! data. A [`Timer`] is a histogram of nanoseconds; a [`Rate`] counts events
+//! `hdrhistogram` crate) with 16-bit counts kept per CPU shard in lazily
+//! allocated blocks (and a carry word per bucket shared by the CPUs), so
+//! recording is two unlocked restartable-sequence adds (locked adds where
+//! the process has no rseq) and memory follows the data. A [`Timer`] is a histogram of nanoseconds; a [`Rate`] counts events
 //! per second over a sliding window of per-CPU slot words.
 //!
 //! A [`Registry`] names metrics and keeps labelled families: series maps
