@@ -712,8 +712,9 @@ impl Inner {
         mut f: impl FnMut(usize, u64),
     ) {
         let mut counts = [0u64; BLOCK_LEN];
+        let no_carries = !self.carries.any();
         for b in 0..self.layout.len.div_ceil(BLOCK_LEN) {
-            if shard::read_block(b, shards.clone(), &self.carries, &mut counts) {
+            if shard::read_block(b, shards.clone(), &self.carries, no_carries, &mut counts) {
                 for (offset, &n) in counts.iter().enumerate() {
                     if n != 0 {
                         f(b * BLOCK_LEN + offset, n);

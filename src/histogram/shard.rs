@@ -197,6 +197,11 @@ impl Carries {
         }
     }
 
+    /// Whether any carry exists yet (Acquire, as every lookup).
+    pub(crate) fn any(&self) -> bool {
+        self.table().is_some()
+    }
+
     fn table(&self) -> Option<&CarryTable> {
         // Acquire pairs with `install`'s Release.
         // SAFETY: non-null table pointers come from `install` and are freed
@@ -395,18 +400,22 @@ fn add_high(carries: &Carries, b: usize, offset: usize, n: u64) {
 /// Reads block `b` of the layout: adds every shard's counts and the carry
 /// words into `counts` (zeroed here), read consistently between two equal
 /// even values of the carry's sequence (see the [module docs](self)).
-/// Returns whether any count is non-zero.
+/// `no_carries`: the caller saw no carry table before this call (one load
+/// per read instead of one per block). Returns whether any count is
+/// non-zero.
 pub(crate) fn read_block<'a, I>(
     b: usize,
     shards: I,
     carries: &Carries,
+    mut no_carries: bool,
     counts: &mut [u64; BLOCK_LEN],
 ) -> bool
 where
     I: Iterator<Item = &'a Shard> + Clone,
 {
     loop {
-        let carry = carries.get(b);
+        let carry = if no_carries { None } else { carries.get(b) };
+        no_carries = false;
         // Acquire pairs with the Release store that ended a transfer: its
         // words are seen.
         let seq = carry.map(|c| c.seq.load(Acquire));
