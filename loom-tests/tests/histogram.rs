@@ -143,9 +143,10 @@ fn h6_snapshots_never_go_backwards() {
 
 /// H7: two interval takers racing each other and a recorder split the
 /// records between them: every record is in exactly one interval (or left
-/// for the last), bucket by bucket, and so are the sums. A reset that
-/// loaded a count and stored zero, instead of swapping, would hand a record
-/// to both takers.
+/// for the last), bucket by bucket, and so are the sums. Takes are by
+/// baseline, under its mutex: a take that read the counts before taking
+/// the mutex could store a baseline older than the one before it, and hand
+/// a record to both takers.
 #[test]
 fn h7_racing_intervals_split_exactly() {
     explore("H7 histogram racing intervals", || {

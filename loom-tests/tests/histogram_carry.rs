@@ -1,33 +1,56 @@
-//! Histogram invariants H5, H5', H5'', H9 and H10: a count is `low + high`
-//! (a 16-bit word and a carry word), and moving `low` into `high` (a
-//! *transfer*, under the block's sequence) never shows a count backwards
-//! or off; full records go straight to `high`; intervals are taken by
-//! baseline.
+//! Histogram invariants H5, H5', H5'', H9, H10 and H11: a count is the sum
+//! of a 16-bit `low` word per shard and one shared carry word (`high`, in
+//! the histogram's carry block for that block of the layout); moving a
+//! `low` into `high` (a *transfer*, under the carry block's sequence) never
+//! shows a count backwards or off; records too big for `low` go straight
+//! to `high`; intervals are taken by baseline.
 //!
 //! Under loom `LOW_MAX` is 7 and `TRANSFER_AT` 4: a record that leaves
 //! `low` at 4 or more transfers it; a record that would take it past 7, or
 //! of more than 7 at once, adds to `high` instead. Every loom write is a
-//! locked one (no rseq under loom), the fallback path.
+//! locked one (no rseq under loom): the fallback path.
+//!
+//! Installing the carry table races every reader's lookups of it, which
+//! multiplies a three-thread model's executions: H5 and H5' race it with
+//! two threads; the three-thread models install the table beforehand (H9
+//! still races the install of the carry block itself), and their readers
+//! use `count()`, which reads only the counts (a snapshot also loads the
+//! sum, min and max, which the writers update: ten times the executions).
 #![cfg(loom)]
 
 use loom::thread;
-use metricz::Histogram;
+use metricz::{Histogram, Snapshot};
 use metricz_loom_tests::{explore, explore_bounded, Witness};
 
-/// One shard (every loom thread records into it), values 1..=16.
-fn one_shard() -> Histogram {
+/// `shards` shards, values 1..=16 (a value's count index is the value;
+/// blocks of 4 under loom, so 2 and 3 share block 0, and 12 is in block 3).
+fn histogram(shards: usize) -> Histogram {
     Histogram::builder()
         .highest(16)
         .significant_figures(1)
-        .shards(1)
+        .shards(shards)
         .build()
         .unwrap()
 }
 
-/// H5: a reader racing the record that triggers a transfer reads the
-/// count before or after that record, never off (`low` seen before the
-/// transfer's subtraction with `high` after its add would read 8; the
-/// other way round, 0), and its two reads never go backwards.
+/// One shard: every loom thread records into it.
+fn one_shard() -> Histogram {
+    histogram(1)
+}
+
+/// The count of `value`'s bucket in `s`.
+fn bucket(s: &Snapshot, value: u64) -> u64 {
+    s.buckets()
+        .find(|b| b.low <= value && value <= b.high)
+        .map_or(0, |b| b.count)
+}
+
+/// H5: a reader racing the record that triggers a transfer (and installs
+/// the carry table and block) reads the count before or after that
+/// record, never off (`low` seen before the transfer's subtraction with
+/// `high` after its add would read 8; `low` after the subtraction without
+/// the carry, 0), and its two reads never go backwards. The model asserts
+/// that some execution had the record land between the two reads.
 #[test]
 fn h5_count_never_reads_backwards_across_a_transfer() {
     let between = Witness::default();
@@ -56,9 +79,10 @@ fn h5_count_never_reads_backwards_across_a_transfer() {
 
 /// H5': an interval take (by baseline) racing the record that transfers
 /// splits the records exactly: the interval plus what is left (a snapshot
-/// after) equal all records, in count and sum; and the baseline it left is
-/// sound: one more record reads as what was left plus one, and the next
-/// take takes exactly that, leaving nothing.
+/// after) equal all records, in count and in sum; and the baseline it left
+/// is sound: one more record reads as what was left plus one, and the next
+/// take takes exactly that, leaving nothing. The model asserts that takes
+/// both before and after the record were explored.
 #[test]
 fn h5_transfer_racing_an_interval_loses_nothing() {
     let (before, after) = (Witness::default(), Witness::default());
@@ -93,16 +117,17 @@ fn h5_transfer_racing_an_interval_loses_nothing() {
     after.assert_seen("H5': a take after the transfer's record");
 }
 
-/// H5'': as H5 with two writers around the transfer. With `low` at 3, one
-/// writer adds 4 (to 7, `LOW_MAX`: it transfers) while the other adds 1,
-/// which lands before (and transfers 4 itself, or finds the sequence held
-/// and leaves it), on a full `low` (7: the 1 goes to `high`, racing the
-/// transfer's add there, and its own transfer finds the sequence held or
-/// nothing left to move) or after. A reader may see a transfer through a
-/// value another thread's Relaxed add wrote after it (the release sequence
-/// the seqlock relies on). Every read is a state some order of the two
-/// records passes through (3, 4, 7 or 8), the two reads never go
-/// backwards, and the final count is exact.
+/// H5'': as H5 with two writers on one shard around the transfer. With
+/// `low` at 3, one writer adds 4 (to 7, `LOW_MAX`: it transfers) while the
+/// other adds 1, which lands before (and transfers 4 itself, or finds the
+/// sequence held and leaves it), on a full `low` (7: the 1 goes to `high`,
+/// racing the transfer's add there, and its own transfer finds the
+/// sequence held or nothing left to move) or after. A reader may see a
+/// transfer through a value another thread's Relaxed add wrote after it
+/// (the release sequence the seqlock relies on). Every read is a state
+/// some order of the two records passes through (3, 4, 7 or 8 records of
+/// 3, besides the 8 records of 2), the reads never go backwards, and the
+/// final counts are exact.
 #[test]
 fn h5_two_writers_around_a_transfer() {
     let partial = Witness::default();
@@ -110,9 +135,13 @@ fn h5_two_writers_around_a_transfer() {
     // Three threads: preemption bound 2 keeps it to seconds.
     explore_bounded("H5'' histogram transfer, two writers", Some(2), move || {
         let h = one_shard();
+        // Installs the carry table and block 0's carry block (2 and 3
+        // share block 0), so the race is the transfer's, not the install's.
+        h.record_n(2, 8);
         h.record_n(3, 3);
         let reader = {
             let h = h.clone();
+            // `count()`, not snapshots (see the module docs).
             thread::spawn(move || (h.count(), h.count()))
         };
         let four = {
@@ -123,34 +152,40 @@ fn h5_two_writers_around_a_transfer() {
         four.join().unwrap();
         let (first, second) = reader.join().unwrap();
         for read in [first, second] {
-            assert!([3, 4, 7, 8].contains(&read), "read {read}");
-            if read == 4 || read == 7 {
+            assert!([11, 12, 15, 16].contains(&read), "read {read}");
+            if read == 12 || read == 15 {
                 seen.mark();
             }
         }
         assert!(first <= second, "{first} then {second}");
         let last = h.snapshot();
-        assert_eq!((last.count(), last.sum()), (8, 24));
+        assert_eq!((bucket(&last, 2), bucket(&last, 3), last.sum()), (8, 8, 40));
     });
     partial.assert_seen("H5'': a read with one of the two records");
 }
 
 /// H9: a record of more than `LOW_MAX` at once (8) goes straight to
-/// `high` (a locked add outside the sequence, and the carry block's first
-/// install), racing a record that transfers `low` (3 → 4, also installing
-/// the carry block if first) and a reader: every read is a state some
-/// order of the two records passes through (3, 4, 11 or 12), the reads
-/// never go backwards, and the final count and sum are exact.
+/// `high` (a locked add outside the sequence, installing block 0's carry
+/// block if first), racing a record that transfers `low` (3 → 4, also
+/// installing the carry block if first: one install wins, the other frees
+/// its block) and a reader: every read is a state some order of the two
+/// records passes through (3, 4, 11 or 12 records of 3, besides the 8
+/// records of 12), the reads never go backwards, and the final counts and
+/// sum are exact.
 #[test]
 fn h9_full_record_racing_a_transfer() {
     let partial = Witness::default();
     let seen = partial.clone();
     explore_bounded("H9 histogram full record vs transfer", Some(2), move || {
         let h = one_shard();
+        // Installs the carry table (and block 3's carry block, for 12),
+        // not block 0's.
+        h.record_n(12, 8);
         h.record_n(3, 3);
         let reader = {
             let h = h.clone();
-            thread::spawn(move || (h.count(), h.snapshot().count()))
+            // `count()`, not snapshots (see the module docs).
+            thread::spawn(move || (h.count(), h.count()))
         };
         let eight = {
             let h = h.clone();
@@ -160,33 +195,41 @@ fn h9_full_record_racing_a_transfer() {
         eight.join().unwrap();
         let (first, second) = reader.join().unwrap();
         for read in [first, second] {
-            assert!([3, 4, 11, 12].contains(&read), "read {read}");
-            if read == 4 || read == 11 {
+            assert!([11, 12, 19, 20].contains(&read), "read {read}");
+            if read == 12 || read == 19 {
                 seen.mark();
             }
         }
         assert!(first <= second, "{first} then {second}");
         let last = h.snapshot();
-        assert_eq!((last.count(), last.sum()), (12, 36));
+        assert_eq!(
+            (bucket(&last, 3), bucket(&last, 12), last.sum()),
+            (12, 8, 132)
+        );
     });
     partial.assert_seen("H9: a read with one of the two records");
 }
 
-/// H10: takes by baseline. Two takers race a recorder (2, then 7: two
-/// count blocks, so a take may allocate the second's baseline after the
-/// first's) and a reader, one of the takers, which reads a snapshot and
-/// `count()` before its take. Every record is in exactly one interval (or
-/// left for the last), bucket by bucket, and so are the sums; no read is
-/// ever "negative": no bucket, count or sum above what was recorded (a
-/// read subtracting a baseline newer than the counts it read would wrap to
-/// near 2^64). The model asserts that some execution had the other take
+/// H10: takes by baseline. After a first interval (2 and 7 recorded and
+/// taken, so the baseline is not zero and the shard and blocks exist), two
+/// takers race a recorder (2, then 7: two count blocks) and a reader, one
+/// of the takers, which reads a snapshot and `count()` before its take.
+/// Every record is in exactly one interval (or left for the last), bucket
+/// by bucket, and so are the sums; no read is ever "negative" or stale: no
+/// bucket, count or sum above what this interval recorded (a read
+/// subtracting a baseline newer than the counts it read wraps to near
+/// 2^64; one subtracting none, or an older one, reads the first interval's
+/// records too). The model asserts that some execution had the other take
 /// land between the reader's two reads (the second below the first).
 #[test]
 fn h10_takes_by_baseline_split_records_exactly() {
     let between = Witness::default();
     let seen = between.clone();
-    explore_bounded("H10 histogram takes by baseline", Some(2), move || {
+    explore_bounded("H10 histogram takes by baseline", Some(1), move || {
         let h = one_shard();
+        h.record(2);
+        h.record(7);
+        assert_eq!(h.take_interval().count(), 2);
         let taker = {
             let h = h.clone();
             thread::spawn(move || h.take_interval())
@@ -215,12 +258,7 @@ fn h10_takes_by_baseline_split_records_exactly() {
         }
         let parts = [&mine, &theirs, &left];
         for value in [2, 7] {
-            let held: u64 = parts
-                .iter()
-                .flat_map(|s| s.buckets())
-                .filter(|b| b.low <= value && value <= b.high)
-                .map(|b| b.count)
-                .sum();
+            let held: u64 = parts.iter().map(|s| bucket(s, value)).sum();
             assert_eq!(held, 1, "value {value} is in {held} intervals");
         }
         assert_eq!(parts.iter().map(|s| s.count()).sum::<u64>(), 2);
@@ -228,4 +266,59 @@ fn h10_takes_by_baseline_split_records_exactly() {
         assert_eq!((h.count(), h.snapshot().count()), (0, 0));
     });
     between.assert_seen("H10: a take between a reader's snapshot and its count");
+}
+
+/// H11: the carry word is shared by the shards. Two writers on different
+/// shards each leave their own `low` of one bucket at 4 and transfer it
+/// into the one carry word, under the one sequence: a transfer that finds
+/// it held leaves its `low` for a later record. A reader reads both
+/// shards' words and the carry word between two equal even sequence
+/// values: every read is a state some order of the records passes through
+/// (3, 4, 7 or 8 records of 3, besides the 8 records of 2), the reads
+/// never go backwards, and the final counts are exact. The model asserts
+/// that the writers recorded on different shards.
+#[test]
+fn h11_shards_transfer_into_one_carry() {
+    let partial = Witness::default();
+    let seen = partial.clone();
+    explore_bounded(
+        "H11 histogram transfers from two shards",
+        Some(2),
+        move || {
+            let h = histogram(2);
+            // On this thread's shard: the carry table and block 0's carry
+            // block installed (as in H5''), and `low` of 3 at 3.
+            h.record_n(2, 8);
+            h.record_n(3, 3);
+            let mine = metricz::cpu::thread_index() & 1;
+            let reader = {
+                let h = h.clone();
+                // `count()`, not snapshots (see the module docs).
+                thread::spawn(move || (h.count(), h.count()))
+            };
+            let four = {
+                let h = h.clone();
+                thread::spawn(move || {
+                    // A `low` of its own: 0 → 4, a transfer.
+                    h.record_n(3, 4);
+                    metricz::cpu::thread_index() & 1
+                })
+            };
+            // 3 → 4: a transfer.
+            h.record(3);
+            let theirs = four.join().unwrap();
+            assert_ne!(mine, theirs, "the writers share a shard");
+            let (first, second) = reader.join().unwrap();
+            for read in [first, second] {
+                assert!([11, 12, 15, 16].contains(&read), "read {read}");
+                if read == 12 || read == 15 {
+                    seen.mark();
+                }
+            }
+            assert!(first <= second, "{first} then {second}");
+            let last = h.snapshot();
+            assert_eq!((bucket(&last, 2), bucket(&last, 3), last.sum()), (8, 8, 40));
+        },
+    );
+    partial.assert_seen("H11: a read with one of the two writers' records");
 }

@@ -157,6 +157,17 @@ pub(crate) enum OnCpu {
     /// Committed; the word's new value.
     Done(u32),
     /// The thread no longer runs on the named CPU: nothing was written.
+    /// (Only the x86_64 sequences construct it.)
+    #[cfg_attr(
+        not(all(
+            not(loom),
+            not(miri),
+            target_os = "linux",
+            target_env = "gnu",
+            target_arch = "x86_64"
+        )),
+        allow(dead_code)
+    )]
     Moved,
     /// The new value would leave `0..=max`: nothing was written.
     Full,
