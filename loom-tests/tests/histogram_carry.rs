@@ -122,12 +122,13 @@ fn h5_transfer_racing_an_interval_loses_nothing() {
 /// other adds 1, which lands before (and transfers 4 itself, or finds the
 /// sequence held and leaves it), on a full `low` (7: the 1 goes to `high`,
 /// racing the transfer's add there, and its own transfer finds the
-/// sequence held or nothing left to move) or after. A reader may see a
-/// transfer through a value another thread's Relaxed add wrote after it
-/// (the release sequence the seqlock relies on). Every read is a state
-/// some order of the two records passes through (3, 4, 7 or 8 records of
-/// 3, besides the 8 records of 2), the reads never go backwards, and the
-/// final counts are exact.
+/// sequence held or nothing left to move) or after (the 4, on a `low` at
+/// 4, goes to `high` too). A reader may see a transfer through a value
+/// another thread's Relaxed add wrote after it (the release sequence the
+/// seqlock relies on). Every read is a state some order of the two records
+/// passes through (3, 4, 7 or 8 records of 3, besides the 8 records of 2),
+/// the reads never go backwards, and the final counts are exact; the model
+/// asserts that some read saw one of the two records.
 #[test]
 fn h5_two_writers_around_a_transfer() {
     let partial = Witness::default();
@@ -215,9 +216,9 @@ fn h9_full_record_racing_a_transfer() {
 /// takers race a recorder (2, then 7: two count blocks) and a reader, one
 /// of the takers, which reads a snapshot and `count()` before its take.
 /// Every record is in exactly one interval (or left for the last), bucket
-/// by bucket, and so are the sums; no read is ever "negative" or stale: no
-/// bucket, count or sum above what this interval recorded (a read
-/// subtracting a baseline newer than the counts it read wraps to near
+/// by bucket, and so are the sums; no read or interval is ever "negative"
+/// or stale: no bucket, count or sum above what this interval recorded (a
+/// read subtracting a baseline newer than the counts it read wraps to near
 /// 2^64; one subtracting none, or an older one, reads the first interval's
 /// records too). The model asserts that some execution had the other take
 /// land between the reader's two reads (the second below the first).
@@ -257,6 +258,14 @@ fn h10_takes_by_baseline_split_records_exactly() {
             seen.mark();
         }
         let parts = [&mine, &theirs, &left];
+        // Each on its own: wrapping sums of intervals by baseline add up
+        // even when one interval is "negative" and another counts a record
+        // twice.
+        for s in parts {
+            for b in s.buckets() {
+                assert!(b.count <= 1, "an interval took {} of {}", b.count, b.low);
+            }
+        }
         for value in [2, 7] {
             let held: u64 = parts.iter().map(|s| bucket(s, value)).sum();
             assert_eq!(held, 1, "value {value} is in {held} intervals");
