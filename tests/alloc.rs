@@ -545,6 +545,18 @@ fn warm_encode_does_not_allocate() {
         assert_eq!(n, 0, "{format:?}: warm encode allocated {n} times");
         assert!(buf.len() >= warm_len - 16 && buf.contains("requests_total"));
     }
+    // The protobuf exposition, native histograms derived per series.
+    let mut bytes = Vec::new();
+    reg.encode_protobuf(&mut bytes);
+    reg.encode_protobuf(&mut bytes);
+    let warm_len = bytes.len() / 2;
+    requests.with(&["m0", "s\"0\\\n"]).unwrap().add(5);
+    let (n, ()) = allocations_in(|| {
+        bytes.clear();
+        reg.encode_protobuf(&mut bytes);
+    });
+    assert_eq!(n, 0, "protobuf: warm encode allocated {n} times");
+    assert!(bytes.len() >= warm_len - 16);
     // The walk itself, reading every value and bucket count, as any
     // encoder does.
     let walk = || {

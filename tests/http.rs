@@ -217,13 +217,22 @@ fn render_replaces_the_buffer_and_names_the_format() {
     let mut expected = String::new();
     reg.encode_prometheus(&mut expected).unwrap();
 
-    let mut buf = String::from("stale contents");
+    let mut buf = b"stale contents".to_vec();
     assert_eq!(render(&reg, None, &mut buf), TEXT);
-    assert_eq!(buf, expected);
+    assert_eq!(buf, expected.as_bytes());
     assert_eq!(render(&reg, Some("text/plain"), &mut buf), TEXT);
-    assert_eq!(buf, expected);
+    assert_eq!(buf, expected.as_bytes());
     assert_eq!(render(&reg, Some(PROMETHEUS_ACCEPT), &mut buf), OPENMETRICS);
-    assert!(buf.ends_with("# EOF\n"));
+    assert!(buf.ends_with(b"# EOF\n"));
+    let mut protobuf = Vec::new();
+    reg.encode_protobuf(&mut protobuf);
+    let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+                  encoding=delimited;q=0.8,text/plain;q=0.5";
+    assert_eq!(
+        render(&reg, Some(accept), &mut buf),
+        metricz::export::protobuf::CONTENT_TYPE
+    );
+    assert_eq!(buf, protobuf);
 }
 
 #[test]

@@ -8,32 +8,22 @@
 //! No assertion depends on timing: waits are bounded polls or sleeps past
 //! a configured lower bound (a breaker's cool-down).
 
+mod support;
+
 use metricz::export::influx::InfluxPusher;
 use metricz::export::push::{BreakerState, PushError, PushOptions, PusherHandle};
 use metricz::export::statsd::StatsdPusher;
 use metricz::Registry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::net::{TcpListener, UdpSocket};
 use std::thread;
 use std::time::Duration;
+use support::fake_http::{dead_tcp_port, FakeHttp};
+use support::push::{expose, fail_within_bound, options, HOUR};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const HOUR: Duration = Duration::from_secs(3600);
 const COOL_DOWN: Duration = Duration::from_millis(1500);
-
-/// A TCP port with nothing listening (connections are refused).
-fn dead_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A UDP port with nothing bound (datagrams draw port-unreachable).
 fn dead_udp_port() -> u16 {
@@ -42,134 +32,6 @@ fn dead_udp_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A fake InfluxDB: answers each request with the current status, or, with
-/// status 0, reads the request and never answers (holding the connection
-/// until released). Records the bodies it answered 2xx to, and those it
-/// answered otherwise.
-struct FakeInflux {
-    addr: SocketAddr,
-    status: Arc<AtomicU16>,
-    accepted: Arc<Mutex<Vec<String>>>,
-    refused: Arc<Mutex<Vec<String>>>,
-    /// Connections held without an answer (status 0).
-    held: Arc<Mutex<Vec<TcpStream>>>,
-    /// Tells the test that a request is being held.
-    holding: mpsc::Receiver<()>,
-    stop: Arc<AtomicBool>,
-}
-
-impl FakeInflux {
-    fn start(status: u16) -> FakeInflux {
-        Self::on(TcpListener::bind("127.0.0.1:0").unwrap(), status)
-    }
-
-    fn on(listener: TcpListener, status: u16) -> FakeInflux {
-        let addr = listener.local_addr().unwrap();
-        let (hold_tx, holding) = mpsc::channel();
-        let server = FakeInflux {
-            addr,
-            status: Arc::new(AtomicU16::new(status)),
-            accepted: Arc::default(),
-            refused: Arc::default(),
-            held: Arc::default(),
-            holding,
-            stop: Arc::default(),
-        };
-        let (status, accepted, refused, held, stop) = (
-            Arc::clone(&server.status),
-            Arc::clone(&server.accepted),
-            Arc::clone(&server.refused),
-            Arc::clone(&server.held),
-            Arc::clone(&server.stop),
-        );
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let Some(body) = read_request(&mut stream) else {
-                    continue;
-                };
-                match status.load(Ordering::SeqCst) {
-                    0 => {
-                        held.lock().unwrap().push(stream);
-                        let _ = hold_tx.send(());
-                    }
-                    code => {
-                        // Recorded before answering: once the pusher has
-                        // its answer, the test sees the request.
-                        if (200..300).contains(&code) {
-                            accepted.lock().unwrap().push(body);
-                        } else {
-                            refused.lock().unwrap().push(body);
-                        }
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
-                        );
-                    }
-                }
-            }
-        });
-        server
-    }
-
-    /// Closes the held connections (the pusher reads EOF).
-    fn release(&self) {
-        self.held.lock().unwrap().clear();
-    }
-
-    fn accepted(&self) -> Vec<String> {
-        self.accepted.lock().unwrap().clone()
-    }
-
-    fn refused(&self) -> Vec<String> {
-        self.refused.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakeInflux {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.release();
-        let _ = TcpStream::connect(self.addr); // wakes the accept loop
-    }
-}
-
-/// Reads one HTTP request; returns its body.
-fn read_request(stream: &mut TcpStream) -> Option<String> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let (end, length) = loop {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&chunk[..n]);
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..i]).to_string();
-            let length = head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })?;
-            break (i + 4, length);
-        }
-    };
-    while data.len() < end + length {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&chunk[..n]);
-    }
-    String::from_utf8(data[end..end + length].to_vec()).ok()
 }
 
 /// `name value=Ni ts` lines of a body: (name, tags) → [(ts, value)].
@@ -185,12 +47,6 @@ fn points(body: &str) -> BTreeMap<String, Vec<(i64, String)>> {
             .push((ts, fields.to_string()));
     }
     map
-}
-
-fn expose(reg: &Registry) -> String {
-    let mut buf = String::new();
-    reg.encode_prometheus(&mut buf).unwrap();
-    buf
 }
 
 /// Records `per_thread` increments on each of `threads` threads (plus
@@ -216,17 +72,6 @@ fn record(reg: &Registry, threads: usize, per_thread: u64) {
             });
         }
     });
-}
-
-/// Push options for tests that push by hand: no interval ticks, no
-/// backoff; then `tweak` applied.
-fn options(tweak: impl FnOnce(&mut PushOptions)) -> PushOptions {
-    let mut options = PushOptions::default();
-    options.interval = HOUR;
-    options.backoff_initial = Duration::ZERO;
-    options.backoff_max = Duration::ZERO;
-    tweak(&mut options);
-    options
 }
 
 /// An InfluxDB pusher builder with [`options`] (`tweak` applied).
@@ -297,10 +142,10 @@ fn a_dead_sink_opens_the_breaker_and_recording_is_untouched() -> TestResult {
 
 #[test]
 fn a_silent_sink_never_holds_up_recording() -> TestResult {
-    let server = FakeInflux::start(0);
+    let server = FakeHttp::start(0);
     let reg = Registry::new();
     reg.counter("hits_total", "Hits.")?;
-    let pusher = influx(&reg, server.addr, |o| {
+    let pusher = influx(&reg, server.addr(), |o| {
         o.io_timeout = Duration::from_secs(60);
         o.wait_timeout = Duration::from_secs(120);
     })
@@ -310,10 +155,7 @@ fn a_silent_sink_never_holds_up_recording() -> TestResult {
         let push = s.spawn(|| pusher.push_now());
         // The server holds the request: the pusher thread now waits for an
         // answer that will not come until `release`.
-        server
-            .holding
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the pusher's request reached the server");
+        server.wait_held("the pusher's request reached the server");
         record(&reg, 2, 50_000);
         let text = expose(&reg); // collection does not wait either
         assert!(text.contains("hits_total 100000\n"), "{text}");
@@ -336,11 +178,11 @@ fn a_silent_sink_never_holds_up_recording() -> TestResult {
 
 #[test]
 fn timeouts_fire_and_dropping_a_stuck_pusher_is_bounded() -> TestResult {
-    let server = FakeInflux::start(0);
+    let server = FakeHttp::start(0);
     let reg = Registry::new();
     reg.counter("hits_total", "Hits.")?.inc();
 
-    let pusher = influx(&reg, server.addr, |o| {
+    let pusher = influx(&reg, server.addr(), |o| {
         o.io_timeout = Duration::from_millis(200)
     })
     .spawn()?;
@@ -350,24 +192,18 @@ fn timeouts_fire_and_dropping_a_stuck_pusher_is_bounded() -> TestResult {
         "{result:?}"
     );
     assert_eq!(pusher.stats().failures, 1);
-    server
-        .holding
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the first request was held");
+    server.wait_held("the first request was held");
     drop(pusher);
 
     // A push stuck far longer than the handle waits: the caller gets
     // NoReply, and dropping the handle returns without joining.
-    let stuck = influx(&reg, server.addr, |o| {
+    let stuck = influx(&reg, server.addr(), |o| {
         o.io_timeout = HOUR;
         o.wait_timeout = Duration::from_millis(300);
     })
     .spawn()?;
     assert!(matches!(stuck.push_now(), Err(PushError::NoReply)));
-    server
-        .holding
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the second request was held");
+    server.wait_held("the second request was held");
     drop(stuck);
     server.release(); // the detached thread reads EOF and exits
     Ok(())
@@ -375,10 +211,10 @@ fn timeouts_fire_and_dropping_a_stuck_pusher_is_bounded() -> TestResult {
 
 #[test]
 fn refusals_open_the_breaker_and_a_half_open_trial_delivers_pending_once() -> TestResult {
-    let server = FakeInflux::start(500);
+    let server = FakeHttp::start(500);
     let reg = Registry::new();
     let hits = reg.counter("hits_total", "Hits.")?;
-    let pusher: PusherHandle = influx(&reg, server.addr, |o| {
+    let pusher: PusherHandle = influx(&reg, server.addr(), |o| {
         o.breaker_threshold = 2;
         o.breaker_cool_down = COOL_DOWN;
     })
@@ -399,7 +235,7 @@ fn refusals_open_the_breaker_and_a_half_open_trial_delivers_pending_once() -> Te
     assert!(matches!(pusher.push_now(), Err(PushError::BreakerOpen)));
     assert_eq!(server.refused().len(), 2, "no request while open");
 
-    server.status.store(204, Ordering::SeqCst);
+    server.set_status(204);
     thread::sleep(COOL_DOWN + Duration::from_millis(100));
     hits.add(5);
     pusher.push_now()?; // the half-open trial
@@ -414,7 +250,7 @@ fn refusals_open_the_breaker_and_a_half_open_trial_delivers_pending_once() -> Te
     // One request carried all four samples, oldest first, each once.
     let accepted = server.accepted();
     assert_eq!(accepted.len(), 1);
-    let samples = &points(&accepted[0])["hits_total"];
+    let samples = &points(accepted[0].text())["hits_total"];
     let values: Vec<&str> = samples.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(values, ["value=5i", "value=10i", "value=15i", "value=20i"]);
     let times: BTreeSet<i64> = samples.iter().map(|(t, _)| *t).collect();
@@ -426,7 +262,7 @@ fn refusals_open_the_breaker_and_a_half_open_trial_delivers_pending_once() -> Te
     pusher.push_now()?;
     let accepted = server.accepted();
     assert_eq!(accepted.len(), 2);
-    let values: Vec<String> = points(&accepted[1])["hits_total"]
+    let values: Vec<String> = points(accepted[1].text())["hits_total"]
         .iter()
         .map(|(_, v)| v.clone())
         .collect();
@@ -449,31 +285,15 @@ fn pending_data_stays_within_its_bound_and_drops_are_counted() -> TestResult {
     })
     .max_pending_bytes(bound)
     .spawn()?;
-    for _ in 0..12 {
-        assert!(pusher.push_now().is_err());
-        let stats = pusher.stats();
-        assert!(stats.pending_bytes <= bound as u64, "{stats:?}");
-        assert!(stats.peak_pending_bytes <= bound as u64, "{stats:?}");
-    }
-    let before = pusher.stats();
-    assert!(before.dropped_bytes > 0, "{before:?}");
-    assert_eq!(before.failures, 12);
-    let text = expose(&reg);
-    assert!(
-        text.contains(&format!(
-            "metricz_push_dropped_bytes_total{{sink=\"influx\"}} {}\n",
-            before.dropped_bytes
-        )),
-        "{text}"
-    );
+    let before = fail_within_bound(&reg, &pusher, "influx", bound, 12, || {});
 
     // The sink comes back on the same port: one flush delivers exactly the
     // kept batches and the new one.
-    let server = FakeInflux::on(TcpListener::bind(("127.0.0.1", port))?, 204);
+    let server = FakeHttp::on(TcpListener::bind(("127.0.0.1", port))?, 204);
     pusher.flush()?;
     let accepted = server.accepted();
     assert_eq!(accepted.len(), 1);
-    let body = &accepted[0];
+    let body = accepted[0].text();
     let by_time: BTreeMap<i64, usize> = body.lines().fold(BTreeMap::new(), |mut m, line| {
         let ts: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         *m.entry(ts).or_default() += line.len() + 1;

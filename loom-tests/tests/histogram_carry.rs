@@ -134,7 +134,7 @@ fn h5_two_writers_around_a_transfer() {
     let partial = Witness::default();
     let seen = partial.clone();
     // Three threads: preemption bound 2 keeps it to seconds.
-    explore_bounded("H5'' histogram transfer, two writers", Some(2), move || {
+    explore_bounded("H5'' histogram transfer, two writers", Some(1), move || {
         let h = one_shard();
         // Installs the carry table and block 0's carry block (2 and 3
         // share block 0), so the race is the transfer's, not the install's.
@@ -177,7 +177,7 @@ fn h5_two_writers_around_a_transfer() {
 fn h9_full_record_racing_a_transfer() {
     let partial = Witness::default();
     let seen = partial.clone();
-    explore_bounded("H9 histogram full record vs transfer", Some(2), move || {
+    explore_bounded("H9 histogram full record vs transfer", Some(1), move || {
         let h = one_shard();
         // Installs the carry table (and block 3's carry block, for 12),
         // not block 0's.
@@ -292,7 +292,7 @@ fn h11_shards_transfer_into_one_carry() {
     let seen = partial.clone();
     explore_bounded(
         "H11 histogram transfers from two shards",
-        Some(2),
+        Some(1),
         move || {
             let h = histogram(2);
             // On this thread's shard: the carry table and block 0's carry

@@ -45,7 +45,14 @@ const QUANTILES: [(f64, &str); 3] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")]
 /// assert_eq!(out, "# HELP jobs Jobs.\n# TYPE jobs counter\njobs_total 2\n# EOF\n");
 /// # Ok::<(), metricz::RegistryError>(())
 /// ```
+///
+/// [`Format::Protobuf`] is binary: it is refused with `fmt::Error` before
+/// anything is written (use [`Format::encode_bytes`] or
+/// [`protobuf::encode`](super::protobuf::encode)).
 pub fn encode(registry: &Registry, format: Format, out: &mut impl Write) -> fmt::Result {
+    if !format.is_text() {
+        return Err(fmt::Error);
+    }
     let om = format == Format::OpenMetrics;
     registry.collect(|family| encode_family(out, om, family))?;
     if om {
@@ -78,7 +85,9 @@ impl Registry {
 
     /// Appends the exposition of every family in `format` to `buf` (see
     /// [`encode_prometheus`](Self::encode_prometheus) and
-    /// [`encode_openmetrics`](Self::encode_openmetrics)).
+    /// [`encode_openmetrics`](Self::encode_openmetrics)). A text format
+    /// only: [`Format::Protobuf`] returns `fmt::Error` and writes nothing
+    /// (see [`encode_protobuf`](Self::encode_protobuf)).
     pub fn encode(&self, format: Format, buf: &mut String) -> fmt::Result {
         encode(self, format, buf)
     }

@@ -188,19 +188,6 @@ impl Baseline {
         self.blocks.capacity() * std::mem::size_of::<Option<Box<[u64; BLOCK_LEN]>>>()
             + self.blocks.iter().flatten().count() * std::mem::size_of::<[u64; BLOCK_LEN]>()
     }
-
-    /// The baseline's non-zero counts, by index.
-    fn counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.blocks.iter().enumerate().flat_map(|(b, block)| {
-            block.iter().flat_map(move |counts| {
-                counts
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &c)| c != 0)
-                    .map(move |(offset, &c)| (b * BLOCK_LEN + offset, c))
-            })
-        })
-    }
 }
 
 impl Drop for Inner {
@@ -510,33 +497,42 @@ impl Histogram {
         shards.wrapping_add(inner.carries.high(zero))
     }
 
-    /// Counts records per export bucket without building a snapshot (no
-    /// allocation): `per_bucket[k]` gains the records whose HDR bucket's
-    /// lowest value is at most `bounds[k]` and above `bounds[k - 1]`;
-    /// `bounds` is sorted ascending; records above the last bound are
-    /// counted only in the returned total. Returns `(count, sum)`.
-    pub(crate) fn count_into(&self, bounds: &[u64], per_bucket: &mut [u64]) -> (u64, u64) {
-        debug_assert_eq!(bounds.len(), per_bucket.len());
+    /// Calls `f(lowest, highest, n)` for every HDR bucket holding records
+    /// since the last [`take_interval`](Self::take_interval), in ascending
+    /// order of value: the bucket's lowest and highest recorded integers
+    /// and its count. No allocation. Returns `(count, sum)`.
+    pub(crate) fn for_each_bucket(&self, mut f: impl FnMut(u64, u64, u64)) -> (u64, u64) {
+        let layout = &self.inner.layout;
+        self.for_each_count(|index, n| {
+            let low = layout.value_at(index);
+            f(low, layout.highest_equivalent(low), n);
+        })
+    }
+
+    /// Calls `f(index, n)` for every index whose count less the baseline
+    /// is not zero, in ascending index order; returns `(count, sum)` less
+    /// the baseline.
+    fn for_each_count(&self, mut f: impl FnMut(usize, u64)) -> (u64, u64) {
         let inner = &*self.inner;
         let baseline = inner.lock_baseline();
-        // The baseline's counts are subtracted as negative records: every
-        // bucket total is at least its baseline (counts never go
-        // backwards), so the wrapping sums come out exact.
-        let (mut count, mut sum) = (0u64, 0u64.wrapping_sub(baseline.sum));
-        let mut add = |index: usize, n: u64| {
-            count = count.wrapping_add(n);
-            let low = inner.layout.value_at(index);
-            let k = bounds.partition_point(|&b| b < low);
-            if let Some(bucket) = per_bucket.get_mut(k) {
-                *bucket = bucket.wrapping_add(n);
+        let mut count = 0u64;
+        // Every bucket total is at least its baseline (counts never go
+        // backwards), so the differences are exact.
+        inner.visit(|index, total| {
+            let base = baseline
+                .blocks
+                .get(index / BLOCK_LEN)
+                .and_then(Option::as_ref)
+                .map_or(0, |block| block[index % BLOCK_LEN]);
+            let n = total.wrapping_sub(base);
+            if n != 0 {
+                count = count.wrapping_add(n);
+                f(index, n);
             }
-        };
-        inner.visit(&mut add);
+        });
+        let mut sum = 0u64.wrapping_sub(baseline.sum);
         for shard in inner.installed() {
             sum = sum.wrapping_add(shard.totals().sum);
-        }
-        for (index, n) in baseline.counts() {
-            add(index, n.wrapping_neg());
         }
         (count, sum)
     }

@@ -17,6 +17,47 @@ pub(crate) struct ExportOptions {
     pub(crate) summary: bool,
     /// Exported value = recorded integer × `scale`.
     pub(crate) scale: f64,
+    /// Native histograms (protobuf exposition, remote write).
+    pub(crate) native: NativeSettings,
+}
+
+/// The schema of native histograms unless a family sets one
+/// ([`Family::set_native_schema`](super::Family::set_native_schema)): 3,
+/// eight buckets per power of two, each bound 2<sup>1/8</sup> ≈ 1.0905
+/// times the one before (the growth factor 1.1 that Prometheus's Go
+/// client rounds to this schema).
+pub const DEFAULT_NATIVE_SCHEMA: i8 = 3;
+
+/// The zero threshold of native histograms unless a family sets one
+/// ([`Family::set_native_zero_threshold`](super::Family::set_native_zero_threshold)):
+/// 2<sup>−128</sup>, Prometheus's Go client's default. Records of 0 fall
+/// in the zero bucket; every positive record is above it.
+pub const DEFAULT_NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
+
+/// How a histogram or timer family is exported as a native histogram; see
+/// [`FamilyView::native`](super::FamilyView::native).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NativeSettings {
+    /// The schema, −4…8: bucket `i` spans `(base^(i-1), base^i]` with
+    /// `base = 2^(2^-schema)`.
+    pub schema: i8,
+    /// Records at or below this (in the base unit) count in the zero
+    /// bucket.
+    pub zero_threshold: f64,
+    /// Whether the protobuf exposition carries the classic buckets
+    /// ([`Family::set_buckets`](super::Family::set_buckets)) beside the
+    /// native ones.
+    pub classic: bool,
+}
+
+impl Default for NativeSettings {
+    fn default() -> Self {
+        NativeSettings {
+            schema: DEFAULT_NATIVE_SCHEMA,
+            zero_threshold: DEFAULT_NATIVE_ZERO_THRESHOLD,
+            classic: true,
+        }
+    }
 }
 
 /// Prometheus's default buckets, in seconds: the default for timers.
@@ -37,11 +78,13 @@ impl ExportOptions {
                 buckets: Arc::from(&DEFAULT_TIMER_BUCKETS[..]),
                 summary: false,
                 scale: 1e-9,
+                native: NativeSettings::default(),
             },
             _ => ExportOptions {
                 buckets: Arc::from(&DEFAULT_HISTOGRAM_BUCKETS[..]),
                 summary: false,
                 scale: 1.0,
+                native: NativeSettings::default(),
             },
         }
     }
@@ -57,6 +100,24 @@ pub(super) fn check_buckets(bounds: &[f64]) -> Result<(), RegistryError> {
         Ok(())
     } else {
         Err(RegistryError::InvalidBuckets(format!("{bounds:?}")))
+    }
+}
+
+/// A native histogram schema: −4…8.
+pub(super) fn check_schema(schema: i8) -> Result<(), RegistryError> {
+    if (-4..=8).contains(&schema) {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidNativeSchema(i32::from(schema)))
+    }
+}
+
+/// A native histogram zero threshold: finite and not negative.
+pub(super) fn check_zero_threshold(threshold: f64) -> Result<(), RegistryError> {
+    if threshold.is_finite() && threshold >= 0.0 {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidZeroThreshold(threshold.to_string()))
     }
 }
 

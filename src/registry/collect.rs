@@ -57,7 +57,7 @@
 //! # Ok::<(), metricz::RegistryError>(())
 //! ```
 
-use super::buckets::{scaled, Buckets, ExportOptions};
+use super::buckets::{scaled, Buckets, ExportOptions, NativeSettings};
 use super::error::{MetricKind, OVERFLOW_LABEL};
 use super::family::{Family, Metric};
 use super::stored::AnyFamily;
@@ -215,6 +215,12 @@ impl<'a> FamilyView<'a> {
     /// the family's base unit (`+Inf` implied); empty for other kinds.
     pub fn bucket_bounds(&self) -> &[f64] {
         self.export.as_ref().map_or(&[], |e| &e.buckets[..])
+    }
+
+    /// Histograms and timers: their native histogram settings; `None` for
+    /// other kinds.
+    pub fn native(&self) -> Option<NativeSettings> {
+        self.export.as_ref().map(|e| e.native)
     }
 
     /// Calls `f` with each series in label-value order, then the overflow
@@ -483,14 +489,53 @@ impl Distribution<'_> {
     /// from the HDR counts now. A record counts towards the first bound at
     /// or above the lower edge of its HDR bucket. Allocates nothing.
     pub fn buckets(&mut self) -> BucketCounts<'_> {
+        self.buckets_with(|_, _| {})
+    }
+
+    /// [`buckets`](Self::buckets), and from the same read of the counts,
+    /// `f(high, n)` for every HDR bucket holding records, in ascending
+    /// order: `high` is the bucket's highest equivalent value in the base
+    /// unit, `n` its count (since the last interval take). The `n` add up
+    /// to the returned count, so other bucketings derived in `f` (native
+    /// histograms) agree with the classic buckets exactly. Allocates
+    /// nothing.
+    ///
+    /// ```
+    /// use metricz::registry::Value;
+    ///
+    /// let reg = metricz::Registry::new();
+    /// let h = reg.histogram("size_bytes", "Sizes.")?;
+    /// h.record(3);
+    /// h.record(3);
+    /// h.record(1000);
+    /// reg.collect(|family| {
+    ///     family.for_each_series(|mut series| {
+    ///         if let Value::Distribution(mut d) = series.value() {
+    ///             let mut seen = Vec::new();
+    ///             let buckets = d.buckets_with(|high, n| seen.push((high, n)));
+    ///             assert_eq!(buckets.count(), 3);
+    ///             assert_eq!(seen, [(3.0, 2), (1000.0, 1)]);
+    ///         }
+    ///         Ok::<(), std::convert::Infallible>(())
+    ///     })
+    /// }).unwrap();
+    /// # Ok::<(), metricz::RegistryError>(())
+    /// ```
+    pub fn buckets_with(&mut self, mut f: impl FnMut(f64, u64)) -> BucketCounts<'_> {
+        let scale = self.export.scale;
         let buckets = &mut *self.buckets;
         buckets.counts.iter_mut().for_each(|c| *c = 0);
-        let (count, sum) = self
-            .histogram
-            .count_into(&buckets.thresholds, &mut buckets.counts);
+        let (thresholds, counts) = (&buckets.thresholds, &mut buckets.counts);
+        let (count, sum) = self.histogram.for_each_bucket(|low, high, n| {
+            let k = thresholds.partition_point(|&b| b < low);
+            if let Some(bucket) = counts.get_mut(k) {
+                *bucket = bucket.wrapping_add(n);
+            }
+            f(scaled(high, scale), n);
+        });
         BucketCounts {
             count,
-            sum: scaled(sum, self.export.scale),
+            sum: scaled(sum, scale),
             bounds: &self.export.buckets,
             counts: &buckets.counts,
         }

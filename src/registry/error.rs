@@ -77,6 +77,11 @@ pub enum RegistryError {
     InvalidBuckets(String),
     /// An export scale must be positive and finite (the scale as given).
     InvalidScale(String),
+    /// A native histogram schema must be in −4…8 (the schema as given).
+    InvalidNativeSchema(i32),
+    /// A native histogram zero threshold must be finite and not negative
+    /// (the threshold as given).
+    InvalidZeroThreshold(String),
     /// A histogram or timer configuration broke a rule of the histogram
     /// (range or precision).
     InvalidHistogram(crate::HistogramError),
@@ -141,6 +146,13 @@ impl fmt::Display for RegistryError {
             RegistryError::InvalidScale(s) => {
                 write!(f, "the export scale must be positive and finite, got {s}")
             }
+            RegistryError::InvalidNativeSchema(s) => {
+                write!(f, "a native histogram schema must be in -4..=8, got {s}")
+            }
+            RegistryError::InvalidZeroThreshold(t) => write!(
+                f,
+                "a native histogram zero threshold must be finite and not negative, got {t}"
+            ),
             RegistryError::InvalidHistogram(e) => write!(f, "invalid histogram: {e}"),
             RegistryError::NotADistribution { name, kind } => write!(
                 f,
@@ -161,6 +173,12 @@ impl std::error::Error for RegistryError {
             _ => None,
         }
     }
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*` (reserved names
+/// such as `__…` not excluded).
+pub(crate) fn valid_label_name(name: &str) -> bool {
+    valid_name(name, false)
 }
 
 fn valid_name(name: &str, colons: bool) -> bool {

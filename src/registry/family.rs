@@ -1,7 +1,9 @@
 //! [`Family`]: a named metric with label names and a series per label
 //! values.
 
-use super::buckets::{check_buckets, check_scale, ExportOptions};
+use super::buckets::{
+    check_buckets, check_scale, check_schema, check_zero_threshold, ExportOptions, NativeSettings,
+};
 use super::error::{MetricKind, RegistryError};
 use super::labels::LabelValues;
 use super::map::{Insert, Node, SeriesMap};
@@ -571,6 +573,60 @@ macro_rules! export_settings {
             /// The exported bucket bounds.
             pub fn buckets(&self) -> Vec<f64> {
                 self.export_options().buckets.to_vec()
+            }
+
+            /// Sets the schema of the family's native histograms (the
+            /// protobuf exposition and remote write): −4…8, default
+            /// [`DEFAULT_NATIVE_SCHEMA`](super::DEFAULT_NATIVE_SCHEMA).
+            /// Bucket `i` spans `(base^(i-1), base^i]` with
+            /// `base = 2^(2^-schema)`; a quantile computed from the native
+            /// buckets is within a factor `base` of the HDR quantile (see
+            /// [`native`](crate::export::native)). Derived from the HDR
+            /// counts at every export, so it can change at any time.
+            ///
+            /// ```
+            /// let reg = metricz::Registry::new();
+            /// let latency = reg.timer_vec("latency_seconds", "Latency.", &["route"])?;
+            /// latency.set_native_schema(5)?; // 32 buckets per power of two
+            /// assert!(latency.set_native_schema(9).is_err());
+            /// # Ok::<(), metricz::RegistryError>(())
+            /// ```
+            pub fn set_native_schema(&self, schema: i8) -> Result<(), RegistryError> {
+                check_schema(schema)?;
+                self.set_export(|e| e.native.schema = schema);
+                Ok(())
+            }
+
+            /// Sets the zero bucket's threshold of the family's native
+            /// histograms, in the base unit: records at or below it count
+            /// in the zero bucket. Finite and not negative; default
+            /// [`DEFAULT_NATIVE_ZERO_THRESHOLD`](super::DEFAULT_NATIVE_ZERO_THRESHOLD).
+            ///
+            /// ```
+            /// let reg = metricz::Registry::new();
+            /// let latency = reg.timer_vec("latency_seconds", "Latency.", &["route"])?;
+            /// latency.set_native_zero_threshold(1e-6)?; // below 1 µs counts as zero
+            /// assert!(latency.set_native_zero_threshold(f64::NAN).is_err());
+            /// # Ok::<(), metricz::RegistryError>(())
+            /// ```
+            pub fn set_native_zero_threshold(&self, threshold: f64) -> Result<(), RegistryError> {
+                check_zero_threshold(threshold)?;
+                self.set_export(|e| e.native.zero_threshold = threshold);
+                Ok(())
+            }
+
+            /// Whether the protobuf exposition carries the classic buckets
+            /// ([`set_buckets`](Self::set_buckets)) beside the native ones
+            /// (default `true`, so a scraper without native histograms
+            /// still gets buckets). Text formats always carry the classic
+            /// buckets, and only them.
+            pub fn set_classic_in_protobuf(&self, classic: bool) {
+                self.set_export(|e| e.native.classic = classic);
+            }
+
+            /// The family's native histogram settings.
+            pub fn native(&self) -> NativeSettings {
+                self.export_options().native
             }
         }
     };

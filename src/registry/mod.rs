@@ -96,7 +96,7 @@
 mod buckets;
 pub mod collect;
 mod describe;
-mod error;
+pub(crate) mod error;
 mod families;
 mod family;
 mod hash;
@@ -107,7 +107,10 @@ mod stored;
 #[cfg_attr(not(feature = "metrics"), allow(unused_imports))]
 pub(crate) use stored::Stored;
 
-pub use buckets::{DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_TIMER_BUCKETS};
+pub use buckets::{
+    NativeSettings, DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_NATIVE_SCHEMA,
+    DEFAULT_NATIVE_ZERO_THRESHOLD, DEFAULT_TIMER_BUCKETS,
+};
 pub use collect::{
     BucketCounts, Distribution, FamilyView, LabelSet, SeriesId, SeriesView, Value, OVERFLOW_FAMILY,
 };

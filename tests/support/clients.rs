@@ -43,6 +43,7 @@ pub(crate) fn python_samples(
         Format::OpenMetrics => {
             "from prometheus_client.openmetrics.parser import text_string_to_metric_families"
         }
+        Format::Protobuf => panic!("prometheus-client parses text formats only"),
     };
     let script = format!(
         "import sys, json, math\n{parser}\n\

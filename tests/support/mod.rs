@@ -3,8 +3,13 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub(crate) mod clients;
+pub(crate) mod fake_http;
 pub(crate) mod process;
 pub(crate) mod prometheus;
+pub(crate) mod push;
+pub(crate) mod pushgateway;
+pub(crate) mod remote_prometheus;
+pub(crate) mod victoria;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -44,6 +49,37 @@ pub(crate) fn http_request_with(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((status, body.to_string()))
+}
+
+/// `GET path` over HTTP/1.0 with extra request `headers`: the status, the
+/// response head and the body as bytes.
+pub(crate) fn http_request_bytes(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head, body))
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

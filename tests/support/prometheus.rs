@@ -24,6 +24,12 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets` (job name, address) every
     /// second and waits until it is ready.
     pub(crate) fn start(targets: &[(&str, SocketAddr)]) -> Prometheus {
+        Self::start_with(targets, &[])
+    }
+
+    /// [`start`](Self::start) with extra command-line flags (e.g.
+    /// `--enable-feature=native-histograms`).
+    pub(crate) fn start_with(targets: &[(&str, SocketAddr)], flags: &[&str]) -> Prometheus {
         assert!(
             Path::new(PROMETHEUS).exists(),
             "{PROMETHEUS} is missing: run scripts/install-clients (Debian package `prometheus`)"
@@ -53,6 +59,7 @@ impl Prometheus {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
@@ -79,22 +86,15 @@ impl Prometheus {
         }
     }
 
+    /// The address of its HTTP API (the query API and, with
+    /// `--web.enable-remote-write-receiver`, `/api/v1/write`).
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The instant vector `promql` evaluates to: (labels, value) pairs.
     pub(crate) fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
-        let path = format!("/api/v1/query?query={}", url_encode(promql));
-        let (status, body) = http_request(self.addr, "GET", &path).expect("query prometheus");
-        assert_eq!(status, 200, "{promql}: {body}");
-        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
-        assert_eq!(json["status"], "success", "{promql}: {body}");
-        json["data"]["result"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{promql}: not a vector: {body}"))
-            .iter()
-            .map(|r| {
-                let value = r["value"][1].as_str().expect("value string");
-                (r["metric"].clone(), value.parse().expect("numeric value"))
-            })
-            .collect()
+        query_at(self.addr, promql)
     }
 
     /// The single value of `promql`, waiting (bounded) until there is one
@@ -165,6 +165,25 @@ impl Prometheus {
         let (_, targets) = http_request(self.addr, "GET", "/api/v1/targets").unwrap();
         panic!("prometheus never scraped job {job} successfully: {targets}");
     }
+}
+
+/// The instant vector `promql` evaluates to at the Prometheus query API at
+/// `addr` (Prometheus or VictoriaMetrics): (labels, value) pairs.
+pub(crate) fn query_at(addr: SocketAddr, promql: &str) -> Vec<(serde_json::Value, f64)> {
+    let path = format!("/api/v1/query?query={}", url_encode(promql));
+    let (status, body) = http_request(addr, "GET", &path).expect("query the server");
+    assert_eq!(status, 200, "{promql}: {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+    assert_eq!(json["status"], "success", "{promql}: {body}");
+    json["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{promql}: not a vector: {body}"))
+        .iter()
+        .map(|r| {
+            let value = r["value"][1].as_str().expect("value string");
+            (r["metric"].clone(), value.parse().expect("numeric value"))
+        })
+        .collect()
 }
 
 /// Parses a Prometheus text exposition into (series, value) samples,

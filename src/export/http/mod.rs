@@ -30,10 +30,12 @@
 //! # Requests
 //!
 //! `GET` (and `HEAD`) of the configured path (default `/metrics`, any
-//! query string) answers `200` with the registry's exposition: OpenMetrics
-//! 1.0 when the `Accept` header prefers `application/openmetrics-text` (as a
-//! Prometheus server's does), Prometheus text 0.0.4 otherwise
-//! ([`Format::negotiate`]). Other paths answer `404`, other methods `405`
+//! query string) answers `200` with the registry's exposition: the
+//! protobuf exposition with native histograms when the `Accept` header
+//! prefers `application/vnd.google.protobuf` (as a Prometheus server's does
+//! with native histograms on), OpenMetrics 1.0 when it prefers
+//! `application/openmetrics-text` (as a Prometheus server's does
+//! otherwise), Prometheus text 0.0.4 otherwise ([`Format::negotiate`]). Other paths answer `404`, other methods `405`
 //! (with `Allow: GET, HEAD`), and a request with a body `413`, after
 //! which the connection is closed. Malformed requests get hyper's `400`
 //! (or `431` for oversized headers) and a closed connection.

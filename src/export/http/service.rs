@@ -18,7 +18,7 @@ use std::convert::Infallible;
 pub(crate) struct MetricsService {
     shared: Arc<Shared>,
     /// Encoded into by every scrape of this connection.
-    buf: RefCell<String>,
+    buf: RefCell<Vec<u8>>,
     state: Arc<ConnState>,
 }
 
@@ -48,7 +48,7 @@ impl MetricsService {
     pub(crate) fn new(shared: Arc<Shared>, state: Arc<ConnState>) -> Self {
         MetricsService {
             shared,
-            buf: RefCell::new(String::new()),
+            buf: RefCell::new(Vec::new()),
             state,
         }
     }
@@ -98,7 +98,7 @@ impl MetricsService {
         };
         let mut buf = self.buf.borrow_mut();
         let content_type = render(&self.shared.registry, accept, &mut buf);
-        let mut response = Response::new(Full::new(Bytes::copy_from_slice(buf.as_bytes())));
+        let mut response = Response::new(Full::new(Bytes::copy_from_slice(&buf)));
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

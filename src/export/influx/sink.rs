@@ -4,9 +4,8 @@
 
 use super::encode::encode_with_tags;
 use super::transport::{Failure, Transport};
-use crate::export::push::{self, Outcome, PushError, PushOptions, PusherHandle, Sink};
+use crate::export::push::{self, Outcome, Pending, PushError, PushOptions, PusherHandle, Sink};
 use crate::registry::Registry;
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The InfluxDB 1.x pusher; start one with [`InfluxPusher::builder`].
@@ -194,9 +193,7 @@ impl InfluxPusherBuilder {
                 options.io_timeout,
             )?,
             tags: self.tags,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            max_pending_bytes: self.max_pending_bytes,
+            pending: Pending::new(self.max_pending_bytes),
             dropped: 0,
             body: Vec::new(),
         };
@@ -212,9 +209,7 @@ struct InfluxSink {
     transport: Transport,
     tags: Vec<(String, String)>,
     /// Undelivered batches, oldest first.
-    pending: VecDeque<String>,
-    pending_bytes: usize,
-    max_pending_bytes: usize,
+    pending: Pending<String>,
     dropped: u64,
     body: Vec<u8>,
 }
@@ -226,8 +221,7 @@ impl Sink for InfluxSink {
         let mut batch = String::new();
         encode_with_tags(registry, &self.tags, now_ns(), &mut batch);
         if !batch.is_empty() {
-            self.pending_bytes += batch.len();
-            self.pending.push_back(batch);
+            self.pending.push(batch);
         }
     }
 
@@ -236,7 +230,7 @@ impl Sink for InfluxSink {
         while !self.pending.is_empty() {
             let mut n = 0;
             let mut len = 0;
-            for batch in &self.pending {
+            for batch in self.pending.iter() {
                 if n > 0 && len + batch.len() > MAX_BODY_BYTES {
                     break;
                 }
@@ -248,10 +242,11 @@ impl Sink for InfluxSink {
                 self.body.extend_from_slice(batch.as_bytes());
             }
             match self.transport.post(&self.body) {
-                Ok(()) => self.pop(n),
+                Ok(()) => {
+                    self.pending.pop(n);
+                }
                 Err(Failure::Refused(e)) => {
-                    self.dropped += len as u64;
-                    self.pop(n);
+                    self.dropped += self.pending.pop(n) as u64;
                     rejected.get_or_insert(e);
                 }
                 Err(Failure::Sink(e)) => return Outcome::Failed(e),
@@ -264,33 +259,15 @@ impl Sink for InfluxSink {
     }
 
     fn trim(&mut self) -> u64 {
-        let mut dropped = 0;
-        while self.pending_bytes > self.max_pending_bytes {
-            let Some(oldest) = self.pending.pop_front() else {
-                break;
-            };
-            self.pending_bytes -= oldest.len();
-            dropped += oldest.len() as u64;
-        }
-        dropped
+        self.pending.trim()
     }
 
     fn pending_bytes(&self) -> usize {
-        self.pending_bytes
+        self.pending.bytes()
     }
 
     fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
-    }
-}
-
-impl InfluxSink {
-    fn pop(&mut self, n: usize) {
-        for _ in 0..n {
-            if let Some(batch) = self.pending.pop_front() {
-                self.pending_bytes -= batch.len();
-            }
-        }
     }
 }
 

@@ -64,6 +64,11 @@ pub enum PushError {
     Stopped,
     /// Registering the pusher's self-metrics failed.
     Registry(RegistryError),
+    /// A label the pusher adds to every series (remote write's external
+    /// labels) has an invalid or reserved name
+    /// ([`InvalidLabelName`](RegistryError::InvalidLabelName) or
+    /// [`ReservedLabelName`](RegistryError::ReservedLabelName)).
+    InvalidLabel(RegistryError),
     /// The pusher thread could not be started.
     Spawn(io::Error),
 }
@@ -111,6 +116,7 @@ impl fmt::Display for PushError {
             PushError::NoReply => f.write_str("the pusher thread did not answer in time"),
             PushError::Stopped => f.write_str("the pusher thread has stopped"),
             PushError::Registry(e) => write!(f, "registering self-metrics failed: {e}"),
+            PushError::InvalidLabel(e) => write!(f, "invalid external label: {e}"),
             PushError::Spawn(e) => write!(f, "starting the pusher thread failed: {e}"),
         }
     }
@@ -120,7 +126,7 @@ impl std::error::Error for PushError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PushError::Io { source, .. } => Some(source),
-            PushError::Registry(e) => Some(e),
+            PushError::Registry(e) | PushError::InvalidLabel(e) => Some(e),
             PushError::Spawn(e) => Some(e),
             _ => None,
         }

@@ -1,5 +1,6 @@
-//! Resilient background pushing, shared by the [StatsD](super::statsd) and
-//! [InfluxDB](super::influx) pushers: the pusher thread, its interval, the
+//! Resilient background pushing, shared by the [StatsD](super::statsd),
+//! [InfluxDB](super::influx), [remote write](super::remote_write) and
+//! [Pushgateway](super::pushgateway) pushers: the pusher thread, its interval, the
 //! exponential backoff, the circuit breaker, bounded buffers and the
 //! counts of pushes, failures, skips and drops.
 //!
@@ -43,16 +44,20 @@
 //!   accumulated delta, once. Gauges and summaries are resent from the
 //!   registry's current values, so nothing else needs keeping; StatsD
 //!   pushers keep no pending data.
-//! - InfluxDB points carry their sampling time, so the pusher samples the
-//!   registry at every attempt, skipped or not, and keeps what it could
-//!   not deliver, oldest first, up to a byte bound (default
-//!   [`DEFAULT_MAX_PENDING_BYTES`]); past it the oldest batches are
-//!   dropped and their bytes counted ([`PushStats::dropped_bytes`]).
+//! - InfluxDB points and remote-write samples carry their sampling time,
+//!   so those pushers sample the registry at every attempt, skipped or
+//!   not, and keep what they could not deliver, oldest first, up to a
+//!   byte bound (default [`DEFAULT_MAX_PENDING_BYTES`]); past it the
+//!   oldest batches are dropped and their bytes counted
+//!   ([`PushStats::dropped_bytes`]). Counters are cumulative in both, so
+//!   a dropped batch loses no increment from the receiver's latest value.
+//! - The Pushgateway holds the latest state only: its pusher sends the
+//!   registry's current exposition at every attempt and keeps nothing.
 //!
 //! # Self-metrics
 //!
 //! Each pusher counts, in the registry it pushes, with the label
-//! `sink="statsd"` or `sink="influx"`:
+//! `sink="statsd"`, `"influx"`, `"remote_write"` or `"pushgateway"`:
 //!
 //! | metric | counts |
 //! |---|---|
@@ -85,16 +90,21 @@
 //! One concept a file, none importing this one: `options` (settings and
 //! their bounds), `error`, `breaker` (backoff and circuit breaker),
 //! `sink` (what a sink implements), `self_metrics`, `shared` (what the
-//! thread and its handle share), `handle`, and `worker` (the thread and
-//! its start).
+//! thread and its handle share), `handle`, `worker` (the thread and
+//! its start), `pending` (the bounded queue of undelivered batches),
+//! and `transport` (the HTTP client of the InfluxDB,
+//! Pushgateway and remote-write sinks: headers, timeouts, error
+//! classification).
 
 mod breaker;
 mod error;
 mod handle;
 mod options;
+mod pending;
 mod self_metrics;
 mod shared;
 mod sink;
+mod transport;
 mod worker;
 
 pub use breaker::BreakerState;
@@ -107,5 +117,9 @@ pub use options::{
 };
 
 pub(crate) use options::setting;
+pub(crate) use pending::Pending;
 pub(crate) use sink::{check_address, Outcome, Sink};
+#[allow(unused_imports)] // for sinks that send to more than one URL
+pub(crate) use transport::Uri;
+pub(crate) use transport::{basic_auth, parse_url, Failure, Method, Transport};
 pub(crate) use worker::spawn;

@@ -21,7 +21,8 @@ pub const DEFAULT_BREAKER_COOL_DOWN: Duration = Duration::from_secs(60);
 /// [`PusherHandle::flush`](super::PusherHandle::flush), or its exit when
 /// the handle drops): 10 seconds.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default bound on the InfluxDB pusher's undelivered data: 4 MiB.
+/// Default bound on the undelivered data the InfluxDB and remote-write
+/// pushers keep: 4 MiB.
 pub const DEFAULT_MAX_PENDING_BYTES: usize = 4 << 20;
 
 /// The longest duration a pusher setting takes (a year); longer ones are
