@@ -361,6 +361,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets")]
     fn requests_carry_the_method_headers_and_body() {
         for (method, word) in [
             (Method::Put, "PUT"),
@@ -402,6 +403,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "sockets")]
     fn statuses_are_classified_by_the_callers_rule() {
         let send = |response: &'static str| {
             let (addr, server) = serve_once(response);

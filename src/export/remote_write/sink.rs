@@ -445,6 +445,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "the wall clock (isolation)")]
     fn samples_are_timestamped_strictly_increasing_and_compressed() {
         let reg = Registry::new();
         reg.counter("jobs_total", "Jobs.").unwrap().add(2);
