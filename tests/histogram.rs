@@ -551,7 +551,8 @@ fn unregister_rseq() {
 /// on that CPU write; its records count like any other. In a process
 /// without rseq (scripts/tsan runs one, `glibc.pthread.rseq=0`) every
 /// record takes locked updates on a CPU's shard and the fallback shard is
-/// never used: that is checked instead.
+/// never used (and the thread's records go to the shard of each CPU it
+/// runs on): that is checked instead.
 #[cfg(all(
     target_os = "linux",
     target_env = "gnu",
@@ -574,7 +575,14 @@ fn a_thread_without_rseq_records_into_the_fallback_shard() {
         });
     });
     assert_eq!(h.fallback_shard_in_use(), rseq, "fallback shard use");
-    assert_eq!(h.shards_in_use(), 1, "more than one shard written");
+    if rseq {
+        // The fallback shard only, wherever the thread ran.
+        assert_eq!(h.shards_in_use(), 1, "more than one shard written");
+    } else {
+        // Locked updates on the shard of the CPU the thread is on at each
+        // record: one or more, as it migrates.
+        assert!(h.shards_in_use() >= 1);
+    }
     h.record(5);
     if rseq {
         // A registered thread: its CPU's shard, not the fallback.
