@@ -302,6 +302,7 @@ fn prometheus_reads_back_counters_gauges_and_native_histograms() -> TestResult {
     let handle = RemoteWritePusher::builder(reg.clone(), prometheus.write_url())
         .options(options(|_| {}))
         .label("instance", "test")
+        .native_histograms(true)
         .spawn()?;
     handle.push_now()?;
     let stats = handle.stats();
@@ -365,11 +366,12 @@ fn victoria_metrics_reads_back_counters_and_gauges() -> TestResult {
         latency.record(Duration::from_micros(us));
     }
 
-    // Native histograms on (the default): VictoriaMetrics 1.79 does not
-    // know them, and must not refuse the request that carries them.
+    // Native histograms on: VictoriaMetrics 1.79 does not know them, and
+    // must not refuse the request that carries them.
     let handle = RemoteWritePusher::builder(reg.clone(), victoria.write_url())
         .options(options(|_| {}))
         .label("instance", "test")
+        .native_histograms(true)
         .spawn()?;
     handle.push_now()?;
     assert_eq!(handle.stats().dropped_bytes, 0);

@@ -118,7 +118,29 @@ impl Format {
     /// assert_eq!(Format::negotiate(Some("text/plain")), Format::Prometheus);
     /// assert_eq!(Format::negotiate(None), Format::Prometheus);
     /// ```
+    ///
+    /// The answer may be [`Format::Protobuf`], which the text encoders
+    /// refuse: encode with [`Format::encode_bytes`], or negotiate with
+    /// [`negotiate_text`](Self::negotiate_text) when writing into a
+    /// `String`.
     pub fn negotiate(accept: Option<&str>) -> Format {
+        Self::negotiate_among(accept, true)
+    }
+
+    /// [`negotiate`](Self::negotiate) among the text formats only (never
+    /// [`Format::Protobuf`]), for code that encodes into a `String`.
+    ///
+    /// ```
+    /// use metricz::export::Format;
+    ///
+    /// let accept = "application/vnd.google.protobuf,text/plain;q=0.5";
+    /// assert_eq!(Format::negotiate_text(Some(accept)), Format::Prometheus);
+    /// ```
+    pub fn negotiate_text(accept: Option<&str>) -> Format {
+        Self::negotiate_among(accept, false)
+    }
+
+    fn negotiate_among(accept: Option<&str>, binary: bool) -> Format {
         let Some(accept) = accept else {
             return Format::Prometheus;
         };
@@ -158,7 +180,7 @@ impl Format {
                 text = text.max(q);
             }
         }
-        if protobuf > 0.0 && protobuf >= openmetrics && protobuf >= text {
+        if binary && protobuf > 0.0 && protobuf >= openmetrics && protobuf >= text {
             Format::Protobuf
         } else if openmetrics > 0.0 && openmetrics >= text {
             Format::OpenMetrics

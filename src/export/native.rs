@@ -7,9 +7,10 @@
 //! A schema `s` (−4…8) fixes `base = 2^(2^-s)`; positive bucket `i` spans
 //! `(base^(i-1), base^i]`, so 1 is always a bound and each power of two is
 //! split into `2^s` buckets. A zero bucket holds the records at or below
-//! the zero threshold. [`bucket_index`] computes `i` exactly as Prometheus
-//! does (its `frexp` and bound table), so a value on a bound lands where
-//! Prometheus puts it.
+//! the zero threshold. [`bucket_index`] computes `i` as Prometheus does
+//! (its `frexp` and bound-table search; the table computed with `exp2`),
+//! so a value on a bound lands where Prometheus puts it, up to the last
+//! bit of the table's entries.
 //!
 //! Each HDR bucket holds the integers `lo..=hi`; it is counted whole in
 //! the native bucket that holds `hi × scale` (its highest equivalent value
@@ -113,7 +114,8 @@ impl NativeBuckets {
 
     /// Replaces these buckets with `distribution`'s records since its last
     /// interval take, in `schema` (−4…8; outside, clamped into it) with
-    /// zero threshold `zero_threshold` (in the family's base unit). The
+    /// zero threshold `zero_threshold` (in the family's base unit; a
+    /// negative, NaN or infinite one is read as 0). The
     /// count, sum and buckets come from one read of the counts, so the
     /// buckets add up to the count. No allocation once the buffers have
     /// grown.
@@ -129,7 +131,13 @@ impl NativeBuckets {
     /// the zero threshold set.
     pub(crate) fn start(&mut self, schema: i8, zero_threshold: f64) {
         self.schema = schema.clamp(-4, 8);
-        self.zero_threshold = zero_threshold;
+        // A negative, NaN or infinite threshold would leave zero (or every
+        // value) outside any bucket: it is read as 0.
+        self.zero_threshold = if zero_threshold.is_finite() && zero_threshold > 0.0 {
+            zero_threshold
+        } else {
+            0.0
+        };
         self.zero_count = 0;
         self.count = 0;
         self.sum = 0.0;
@@ -142,7 +150,7 @@ impl NativeBuckets {
     /// Counts `n` records of an HDR bucket whose highest equivalent value
     /// is `high` (in the base unit), at or above the previous one's.
     pub(crate) fn push(&mut self, high: f64, n: u64) {
-        if high <= self.zero_threshold {
+        if high <= self.zero_threshold || high.is_nan() {
             self.zero_count = self.zero_count.wrapping_add(n);
         } else if let (Some((last, _)), true) = (self.last, high <= self.last_upper) {
             // Consecutive HDR buckets mostly share a native bucket (HDR's
@@ -258,7 +266,8 @@ impl NativeBuckets {
     /// The quantile `q` as Prometheus's `histogram_quantile` computes it
     /// from these buckets (2.42's interpolation: linear inside the bucket
     /// where the cumulative count reaches `q × count`; the zero bucket,
-    /// visited only when it holds records, spans `[0, threshold]`). NaN when empty or `q` is outside [0, 1].
+    /// visited only when it holds records, spans `[0, threshold]`, or
+    /// `[−threshold, threshold]` when no other bucket holds records). NaN when empty or `q` is outside [0, 1].
     pub fn quantile(&self, q: f64) -> f64 {
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return f64::NAN;
@@ -266,7 +275,14 @@ impl NativeBuckets {
         let total = self.count as f64;
         let rank = q * total;
         let mut seen = self.zero_count as f64;
-        let mut bucket = (0.0, self.zero_threshold, self.zero_count as f64);
+        // 2.42 gives the zero bucket the lower bound −threshold, raised to
+        // 0 when there are positive buckets.
+        let lower = if self.spans.is_empty() {
+            -self.zero_threshold
+        } else {
+            0.0
+        };
+        let mut bucket = (lower, self.zero_threshold, self.zero_count as f64);
         // Prometheus visits the zero bucket only when it holds records.
         if self.zero_count == 0 || seen < rank {
             for (i, n) in self.buckets() {
@@ -289,7 +305,11 @@ impl NativeBuckets {
 
 /// The index of the native bucket holding `v` (positive and finite) in
 /// `schema` (−4…8): the `i` with `base^(i-1) < v ≤ base^i`, computed as
-/// Prometheus computes it.
+/// Prometheus computes it (its `frexp` and bound-table search; the table
+/// is computed here with `exp2`, which may differ from Prometheus's
+/// literals in the last bit, so a value within one ulp of a bound may land
+/// one bucket off). Zero, negative and non-finite values give
+/// meaningless indices (no panic); they belong in the zero bucket.
 ///
 /// ```
 /// use metricz::export::native::bucket_index;
@@ -333,7 +353,7 @@ fn index_in(v: f64, schema: i8, bounds: &[f64]) -> i32 {
 /// ```
 pub fn bucket_bounds(index: i32, schema: i8) -> (f64, f64) {
     let schema = schema.clamp(-4, 8);
-    (bound(index - 1, schema), bound(index, schema))
+    (bound(index.saturating_sub(1), schema), bound(index, schema))
 }
 
 fn bound(index: i32, schema: i8) -> f64 {
@@ -378,9 +398,13 @@ fn bounds(schema: i8) -> &'static [f64] {
     }
 }
 
-/// `v = frac × 2^exp` with `frac` in [0.5, 1), for a positive finite `v`
-/// (C's `frexp`).
+/// `v = frac × 2^exp` with `frac` in [0.5, 1) (C's `frexp`); zero and
+/// non-finite values come back as they are, with exponent 0.
 fn frexp(v: f64) -> (f64, i32) {
+    if v == 0.0 || !v.is_finite() {
+        // As C's and Go's: returned as they are, exponent 0.
+        return (v, 0);
+    }
     let bits = v.to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     if biased == 0 {
@@ -406,6 +430,39 @@ fn ldexp(frac: f64, exp: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_and_bad_inputs_do_not_panic() {
+        assert_eq!(frexp(0.0), (0.0, 0));
+        assert_eq!(frexp(f64::INFINITY).1, 0);
+        let _ = bucket_index(0.0, 3);
+        let _ = bucket_index(-1.0, -4);
+        let _ = bucket_index(f64::NAN, 8);
+        let _ = bucket_bounds(i32::MIN, 3);
+        let mut b = NativeBuckets::new();
+        b.start(3, f64::NAN);
+        b.push(0.0, 2);
+        b.push(f64::NAN, 1);
+        b.push(1.0, 1);
+        b.finish(4, 1.0);
+        assert_eq!((b.zero_threshold(), b.zero_count()), (0.0, 3));
+        assert_eq!(b.buckets().collect::<Vec<_>>(), [(0, 1)]);
+    }
+
+    #[test]
+    fn a_quantile_in_the_only_bucket_interpolates_across_zero() {
+        // Prometheus 2.42: the zero bucket alone spans [-t, t].
+        let mut b = NativeBuckets::new();
+        b.start(3, 1.0);
+        b.push(0.5, 4);
+        b.finish(4, 2.0);
+        assert_eq!(b.quantile(0.5), 0.0);
+        assert_eq!(b.quantile(1.0), 1.0);
+        b.push(3.0, 4);
+        b.finish(8, 14.0);
+        // With a positive bucket, the zero bucket spans [0, t].
+        assert_eq!(b.quantile(0.25), 0.5);
+    }
 
     #[test]
     fn frexp_matches_c() {

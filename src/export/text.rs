@@ -87,7 +87,8 @@ impl Registry {
     /// [`encode_prometheus`](Self::encode_prometheus) and
     /// [`encode_openmetrics`](Self::encode_openmetrics)). A text format
     /// only: [`Format::Protobuf`] returns `fmt::Error` and writes nothing
-    /// (see [`encode_protobuf`](Self::encode_protobuf)).
+    /// (see [`encode_protobuf`](Self::encode_protobuf), and
+    /// [`Format::negotiate_text`] to negotiate among text formats).
     pub fn encode(&self, format: Format, buf: &mut String) -> fmt::Result {
         encode(self, format, buf)
     }

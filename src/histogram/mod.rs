@@ -500,7 +500,8 @@ impl Histogram {
     /// Calls `f(lowest, highest, n)` for every HDR bucket holding records
     /// since the last [`take_interval`](Self::take_interval), in ascending
     /// order of value: the bucket's lowest and highest recorded integers
-    /// and its count. No allocation. Returns `(count, sum)`.
+    /// and its count. No allocation. Returns `(count, sum)`. `f` runs
+    /// while the baseline is held: it must not read this histogram.
     pub(crate) fn for_each_bucket(&self, mut f: impl FnMut(u64, u64, u64)) -> (u64, u64) {
         let layout = &self.inner.layout;
         self.for_each_count(|index, n| {

@@ -31,7 +31,9 @@ pub const DEFAULT_NATIVE_SCHEMA: i8 = 3;
 /// The zero threshold of native histograms unless a family sets one
 /// ([`Family::set_native_zero_threshold`](super::Family::set_native_zero_threshold)):
 /// 2<sup>−128</sup>, Prometheus's Go client's default. Records of 0 fall
-/// in the zero bucket; every positive record is above it.
+/// in the zero bucket when the histogram's lowest discernible value is 1
+/// (the default); with a coarser one, 0 shares an HDR bucket with small
+/// positive values and is counted in a positive native bucket.
 pub const DEFAULT_NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 
 /// How a histogram or timer family is exported as a native histogram; see

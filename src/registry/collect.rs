@@ -498,7 +498,9 @@ impl Distribution<'_> {
     /// unit, `n` its count (since the last interval take). The `n` add up
     /// to the returned count, so other bucketings derived in `f` (native
     /// histograms) agree with the classic buckets exactly. Allocates
-    /// nothing.
+    /// nothing. `f` runs while the histogram's interval baseline is held:
+    /// it must not read or take an interval of the same histogram (a
+    /// clone of it included), which would wait for itself.
     ///
     /// ```
     /// use metricz::registry::Value;

@@ -50,7 +50,8 @@ pub(crate) trait Sink: Send + 'static {
 }
 
 /// Checks that `addr` looks like `host:port` (a bracketed IPv6 host
-/// allowed), without resolving it.
+/// allowed, nothing that would change a URL built from it: `/`, `\\`,
+/// `@`, `?`, `#`, whitespace), without resolving it.
 pub(crate) fn check_address(addr: &str) -> Result<(), PushError> {
     let bad = || PushError::InvalidAddress(addr.to_string());
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
@@ -58,6 +59,14 @@ pub(crate) fn check_address(addr: &str) -> Result<(), PushError> {
         return Err(bad());
     }
     if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad());
+    }
+    // A host that would change the URL built from it: a path, user info,
+    // a query or fragment, or whitespace.
+    if host
+        .chars()
+        .any(|c| matches!(c, '/' | '\\' | '@' | '?' | '#') || c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     Ok(())
@@ -72,7 +81,19 @@ mod tests {
         assert!(check_address("127.0.0.1:8125").is_ok());
         assert!(check_address("localhost:8086").is_ok());
         assert!(check_address("[::1]:8086").is_ok());
-        for bad in ["", "localhost", ":80", "host:port", "host:99999", "::1:80"] {
+        for bad in [
+            "",
+            "localhost",
+            ":80",
+            "host:port",
+            "host:99999",
+            "::1:80",
+            "a/b:9091",
+            "user@host:9091",
+            "host?x:80",
+            "host#x:80",
+            "ho st:80",
+        ] {
             assert!(
                 matches!(check_address(bad), Err(PushError::InvalidAddress(_))),
                 "{bad}"

@@ -220,8 +220,16 @@ impl Encoder {
                     out.push(float_series(name, "_count", labels, None, external, count));
                 }
                 Value::Distribution(mut d) => {
+                    // Native and classic buckets from one read of the
+                    // counts, so the two agree.
+                    natives.start(native.schema, native.zero_threshold);
+                    let buckets = d.buckets_with(|high, n| {
+                        if write_native {
+                            natives.push(high, n);
+                        }
+                    });
+                    natives.finish(buckets.count(), buckets.sum());
                     if write_native {
-                        natives.derive(&d, native.schema, native.zero_threshold);
                         let mut series =
                             float_series(name, "", labels, None, external, sample(0.0));
                         series.samples.clear();
@@ -229,7 +237,6 @@ impl Encoder {
                         out.push(series);
                     }
                     if native.classic || !write_native {
-                        let buckets = d.buckets();
                         for (bound, cumulative) in buckets.cumulative() {
                             let extra = Some(("le", finite(&mut le, bound)));
                             let s = sample(cumulative as f64);

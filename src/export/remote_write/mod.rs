@@ -91,12 +91,14 @@
 //! breaker. Choosing to retry 429 follows the spec's "MAY retry"; with the
 //! backoff it slows the pusher down rather than losing data.
 //!
-//! Receivers without native histograms skip the unknown field, so the
-//! native series arrive without samples and only the classic series are
-//! stored (this crate's tests check that VictoriaMetrics 1.79 accepts such
-//! requests); [`native_histograms(false)`](RemoteWritePusherBuilder::native_histograms)
-//! leaves them out of the request, and then always sends the classic
-//! series.
+//! The pusher sends native histograms only when asked
+//! ([`native_histograms(true)`](RemoteWritePusherBuilder::native_histograms)),
+//! as Prometheus's own remote write: a Prometheus receiver without
+//! `--enable-feature=native-histograms` answers `500` to a request that
+//! carries one (counters and gauges included), which would be retried
+//! forever. VictoriaMetrics 1.79 skips the field and stores the classic
+//! series sent beside it (this crate's tests check both). The encoders
+//! ([`encode`], [`Encoder`]) write them unless told not to.
 //!
 //! # Limits
 //!

@@ -68,7 +68,10 @@ impl RemoteWritePusher {
         RemoteWritePusherBuilder {
             registry,
             url: url.into(),
-            encoder: Encoder::new(),
+            // Off unless asked for, as in Prometheus's own remote write
+            // (`send_native_histograms`): a Prometheus receiver without
+            // native histograms answers 500 to a request carrying them.
+            encoder: Encoder::new().native_histograms(false),
             authorization: None,
             connect_timeout: push::DEFAULT_IO_TIMEOUT,
             max_pending_bytes: push::DEFAULT_MAX_PENDING_BYTES,
@@ -176,14 +179,18 @@ impl RemoteWritePusherBuilder {
     }
 
     /// Whether histograms and timers carry native histograms (default
-    /// `true`); see [`Encoder::native_histograms`]. Turn them off for a
-    /// receiver that refuses them; the classic `_bucket`, `_sum` and
-    /// `_count` series are then always sent.
+    /// `false`, as Prometheus's own `send_native_histograms`); see
+    /// [`Encoder::native_histograms`]. Turn them on for a receiver that
+    /// stores them (Prometheus with `--enable-feature=native-histograms`,
+    /// Mimir): a Prometheus receiver without that feature answers `500`
+    /// to every request carrying one, counters included, and the pusher
+    /// would retry it forever. Off, the classic `_bucket`, `_sum` and
+    /// `_count` series are sent.
     ///
     /// ```
     /// # let reg = metricz::Registry::new();
-    /// let b = metricz::export::remote_write::RemoteWritePusher::builder(reg, "http://127.0.0.1:8428/api/v1/write")
-    ///     .native_histograms(false);
+    /// let b = metricz::export::remote_write::RemoteWritePusher::builder(reg, "http://127.0.0.1:9090/api/v1/write")
+    ///     .native_histograms(true);
     /// ```
     pub fn native_histograms(mut self, on: bool) -> Self {
         self.encoder = self.encoder.native_histograms(on);
