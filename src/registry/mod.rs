@@ -99,6 +99,7 @@ mod describe;
 pub(crate) mod error;
 mod families;
 mod family;
+mod family_export;
 mod hash;
 mod labels;
 mod map;
