@@ -226,14 +226,17 @@ fn native_settings_are_checked() {
 
 /// The quantile bound of `metricz::export::native`: the native quantile
 /// (as `histogram_quantile` computes it) is within a factor
-/// `2^(2^-schema)` of the HDR quantile, or both are in the zero bucket.
+/// `2^(2^-schema)` of the HDR quantile, or both are in the zero bucket
+/// (the native one at most the threshold away from 0).
 fn check_bound(q_native: f64, q_hdr: f64, schema: i8, zero_threshold: f64) -> Result<(), String> {
     if q_hdr <= zero_threshold {
-        return if (0.0..=zero_threshold).contains(&q_native) {
+        // Prometheus interpolates in [-threshold, threshold] when the zero
+        // bucket is the only one with records, in [0, threshold] otherwise.
+        return if (-zero_threshold..=zero_threshold).contains(&q_native) {
             Ok(())
         } else {
             Err(format!(
-                "{q_native} outside the zero bucket [0, {zero_threshold}]"
+                "{q_native} outside the zero bucket [-{zero_threshold}, {zero_threshold}]"
             ))
         };
     }

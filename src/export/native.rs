@@ -38,7 +38,9 @@
 //!
 //! i.e. a relative error below `base − 1`: 9.05 % at the default schema 3,
 //! 2.2 % at schema 5, 0.27 % at schema 8, 100 % at schema 0. When the
-//! quantile falls in the zero bucket both are at most the threshold. The
+//! quantile falls in the zero bucket both are at most the threshold away
+//! from 0 (Prometheus interpolates over `[-threshold, threshold]` when the
+//! zero bucket is the only one holding records). The
 //! HDR quantile is itself within the histogram's precision
 //! (`10^-significant_figures`) of the recorded value.
 //!
