@@ -280,6 +280,38 @@ fn native_buckets(spans: &[(i32, u32)], deltas: &[i64]) -> Vec<(i32, u64)> {
     out
 }
 
+/// The [`Series`] of a decoded histogram family: the same fields in both
+/// crates' generated types, which are different types.
+macro_rules! series_of {
+    ($family:expr) => {
+        $family
+            .metric
+            .iter()
+            .map(|m| {
+                let h = m.histogram.as_ref().expect("a histogram");
+                let spans: Vec<(i32, u32)> = h
+                    .positive_span
+                    .iter()
+                    .map(|s| (s.offset, s.length))
+                    .collect();
+                Series {
+                    route: m.label[0].value.clone(),
+                    count: h.sample_count,
+                    sum: h.sample_sum,
+                    classic: h
+                        .bucket
+                        .iter()
+                        .map(|b| (b.upper_bound, b.cumulative_count))
+                        .collect(),
+                    schema: h.schema,
+                    zero_count: h.zero_count,
+                    native: native_buckets(&spans, &h.positive_delta),
+                }
+            })
+            .collect()
+    };
+}
+
 /// Checks metricz's histogram output: [`HISTOGRAM_SERIES`] series, each
 /// with [`RECORDS`] records, their sum (to HDR precision), classic and
 /// native buckets of schema [`SCHEMA`] that account for every record.
@@ -287,31 +319,7 @@ pub fn check_metricz_histograms(buf: &[u8]) {
     let families = decode_metricz(buf);
     let family = find(&families, HISTOGRAM_FAMILY, |f| &f.name);
     assert_eq!(family.r#type, mz::MetricType::Histogram as i32);
-    let series: Vec<Series> = family
-        .metric
-        .iter()
-        .map(|m| {
-            let h = m.histogram.as_ref().expect("a histogram");
-            let spans: Vec<(i32, u32)> = h
-                .positive_span
-                .iter()
-                .map(|s| (s.offset, s.length))
-                .collect();
-            Series {
-                route: m.label[0].value.clone(),
-                count: h.sample_count,
-                sum: h.sample_sum,
-                classic: h
-                    .bucket
-                    .iter()
-                    .map(|b| (b.upper_bound, b.cumulative_count))
-                    .collect(),
-                schema: h.schema,
-                zero_count: h.zero_count,
-                native: native_buckets(&spans, &h.positive_delta),
-            }
-        })
-        .collect();
+    let series: Vec<Series> = series_of!(family);
     // HDR's 3 significant figures: the sum of bucket values is within
     // 0.1 %, and a record within that of a bound may count below it.
     check_histograms("metricz", &series, 1e-3, 3);
@@ -323,31 +331,7 @@ pub fn check_peer_histograms(buf: &[u8]) {
     let families = decode_peer(buf);
     let family = find(&families, HISTOGRAM_FAMILY, |f| &f.name);
     assert_eq!(family.r#type, pc::MetricType::Histogram as i32);
-    let series: Vec<Series> = family
-        .metric
-        .iter()
-        .map(|m| {
-            let h = m.histogram.as_ref().expect("a histogram");
-            let spans: Vec<(i32, u32)> = h
-                .positive_span
-                .iter()
-                .map(|s| (s.offset, s.length))
-                .collect();
-            Series {
-                route: m.label[0].value.clone(),
-                count: h.sample_count,
-                sum: h.sample_sum,
-                classic: h
-                    .bucket
-                    .iter()
-                    .map(|b| (b.upper_bound, b.cumulative_count))
-                    .collect(),
-                schema: h.schema,
-                zero_count: h.zero_count,
-                native: native_buckets(&spans, &h.positive_delta),
-            }
-        })
-        .collect();
+    let series: Vec<Series> = series_of!(family);
     check_histograms("prometheus-client", &series, 1e-9, 0);
 }
 
