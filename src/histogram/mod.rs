@@ -90,6 +90,7 @@
 //! handler that may have interrupted a record or read of the same
 //! histogram.
 
+mod carry;
 mod error;
 mod layout;
 mod read;

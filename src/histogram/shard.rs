@@ -59,8 +59,10 @@
 //! Acquire load sees that record's commit also sees the odd sequence.
 
 use crate::counter::rseq::{self, Area, OnCpu};
-use crate::primitive::{yield_now, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, Ordering::*};
+use crate::primitive::{yield_now, AtomicPtr, AtomicU16, AtomicU64, Ordering::*};
 use std::ptr;
+
+pub(crate) use super::carry::{Carries, Carry};
 
 /// Counts per block. Under loom, tiny, so models stay small.
 pub(crate) const BLOCK_LEN: usize = if cfg!(loom) { 4 } else { 256 };
@@ -86,7 +88,7 @@ pub(crate) static UNDONE: crate::primitive::std_only::AtomicU64 =
     crate::primitive::std_only::AtomicU64::new(0);
 
 type Words = [AtomicU16; BLOCK_LEN];
-type HighWords = [AtomicU64; BLOCK_LEN];
+pub(super) type HighWords = [AtomicU64; BLOCK_LEN];
 
 /// How the calling thread writes a shard's rseq-owned words: [`Locked`]
 /// or [`Rseq`] (a trait, so each record path is compiled for its own).
@@ -165,133 +167,6 @@ pub(crate) struct Block {
 /// The memory a block takes, for `bytes_used`.
 pub(crate) const BLOCK_BYTES: usize = std::mem::size_of::<Block>();
 
-/// The shared carry words of one block of the layout, and the sequence
-/// that transfers into them hold.
-pub(crate) struct Carry {
-    /// Even while no transfer runs; odd while one does.
-    seq: AtomicU32,
-    high: HighWords,
-}
-
-/// The memory a carry block takes, for `bytes_used`.
-pub(crate) const CARRY_BYTES: usize = std::mem::size_of::<Carry>();
-
-/// A histogram's carry blocks: a table with a slot per block of the layout,
-/// itself installed on first use, so a histogram whose counts never needed
-/// one holds a null pointer.
-pub(crate) struct Carries {
-    table: AtomicPtr<CarryTable>,
-    blocks: usize,
-}
-
-struct CarryTable {
-    slots: Box<[AtomicPtr<Carry>]>,
-}
-
-impl Carries {
-    /// No carries yet, for a layout of `blocks` blocks.
-    pub(crate) fn new(blocks: usize) -> Self {
-        Carries {
-            table: AtomicPtr::new(ptr::null_mut()),
-            blocks,
-        }
-    }
-
-    /// Whether any carry exists yet (Acquire, as every lookup).
-    pub(crate) fn any(&self) -> bool {
-        self.table().is_some()
-    }
-
-    fn table(&self) -> Option<&CarryTable> {
-        // Acquire pairs with `install`'s Release.
-        // SAFETY: non-null table pointers come from `install` and are freed
-        // only in `drop` (`&mut self`).
-        unsafe { self.table.load(Acquire).as_ref() }
-    }
-
-    /// Block `b`'s carry, if installed.
-    #[inline]
-    fn get(&self, b: usize) -> Option<&Carry> {
-        // Acquire pairs with `install`'s Release.
-        // SAFETY: non-null carry pointers come from `install` and are freed
-        // only when the table is dropped (`&mut`).
-        self.table()
-            .and_then(|t| unsafe { t.slots[b].load(Acquire).as_ref() })
-    }
-
-    /// Block `b`'s carry, installed (with the table) if need be.
-    #[cold]
-    fn get_or_install(&self, b: usize) -> &Carry {
-        let table = match self.table() {
-            Some(table) => table,
-            None => {
-                let fresh = Box::new(CarryTable {
-                    slots: (0..self.blocks)
-                        .map(|_| AtomicPtr::new(ptr::null_mut()))
-                        .collect(),
-                });
-                // SAFETY: a fresh, unshared box; installed tables are freed
-                // only in `drop`.
-                unsafe { &*install(&self.table, Box::into_raw(fresh)) }
-            }
-        };
-        let slot = &table.slots[b];
-        // Acquire pairs with `install`'s Release.
-        let mut carry = slot.load(Acquire);
-        if carry.is_null() {
-            let fresh = Box::new(Carry {
-                seq: AtomicU32::new(0),
-                high: std::array::from_fn(|_| AtomicU64::new(0)),
-            });
-            // SAFETY: a fresh, unshared box.
-            carry = unsafe { install(slot, Box::into_raw(fresh)) };
-        }
-        // SAFETY: as in `get`.
-        unsafe { &*carry }
-    }
-
-    /// Bytes of the table and the carry blocks.
-    pub(crate) fn bytes(&self) -> usize {
-        self.table().map_or(0, |t| {
-            std::mem::size_of::<CarryTable>()
-                + t.slots.len() * std::mem::size_of::<AtomicPtr<Carry>>()
-                + (0..t.slots.len())
-                    .filter(|&b| self.get(b).is_some())
-                    .count()
-                    * CARRY_BYTES
-        })
-    }
-
-    /// The carry word of count `index` (for fingerprints: read after the
-    /// shards' words, see `Shard::activity`).
-    pub(crate) fn high(&self, index: usize) -> u64 {
-        // Relaxed: ordered after the shards' Acquire loads.
-        self.get(index / BLOCK_LEN)
-            .map_or(0, |c| c.high[index % BLOCK_LEN].load(Relaxed))
-    }
-}
-
-impl Drop for Carries {
-    fn drop(&mut self) {
-        // Acquire pairs with `install`'s Release; `&mut self` orders this
-        // after every other use.
-        let table = self.table.load(Acquire);
-        if table.is_null() {
-            return;
-        }
-        // SAFETY: installed by `install` from `Box::into_raw`, freed only
-        // here.
-        let table = unsafe { Box::from_raw(table) };
-        for slot in table.slots.iter() {
-            let carry = slot.load(Acquire);
-            if !carry.is_null() {
-                // SAFETY: as for the table.
-                drop(unsafe { Box::from_raw(carry) });
-            }
-        }
-    }
-}
-
 /// Installs `fresh` into an empty `slot`, or frees it and returns the
 /// winner's. Release on success publishes the initialised allocation (pairs
 /// with the Acquire loads of the slot); Acquire on failure pairs with the
@@ -300,7 +175,7 @@ impl Drop for Carries {
 /// # Safety
 ///
 /// `fresh` must come from `Box::into_raw` and be unshared.
-unsafe fn install<T>(slot: &AtomicPtr<T>, fresh: *mut T) -> *mut T {
+pub(super) unsafe fn install<T>(slot: &AtomicPtr<T>, fresh: *mut T) -> *mut T {
     match slot.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
         Ok(_) => fresh,
         Err(winner) => {

@@ -47,7 +47,7 @@ macro_rules! export_settings {
             /// Bucket `i` spans `(base^(i-1), base^i]` with
             /// `base = 2^(2^-schema)`; a quantile computed from the native
             /// buckets is within a factor `base` of the HDR quantile (see
-            /// [`native`](crate::export::native)). Derived from the HDR
+            /// `metricz::export::native`, which derives them). Derived from the HDR
             /// counts at every export, so it can change at any time.
             ///
             /// ```
