@@ -61,6 +61,14 @@ fn uncontended(c: &mut Criterion) {
         group.bench_function(S::NAME, |b| b.iter(|| black_box(&counter).inc()));
     }
     one::<Counter>(&mut group);
+    // A registry counter: a slot of the per-CPU arena (its rows are found
+    // per CPU, then an rseq sequence commits on that CPU).
+    let reg = metricz::Registry::new();
+    let arena = reg.counter("bench_total", "Bench.").expect("valid name");
+    arena.inc();
+    group.bench_function("metricz registry counter (arena)", |b| {
+        b.iter(|| black_box(&arena).inc())
+    });
     one::<LockedPerCpuCounter>(&mut group);
     one::<RseqCounter>(&mut group);
     one::<AtomicCounter>(&mut group);

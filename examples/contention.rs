@@ -70,6 +70,7 @@
 //!
 //! Writes the tables to stdout, and `contention.csv`, `contention.svg`,
 //! `histogram.csv`, `histogram.svg`, `registry.csv`, `registry.svg`,
+//! `registry-churn.csv`, `registry-churn.svg`, `registry-encode.csv`,
 //! `registry-memory.csv`, `facade.csv` and `facade.svg` to
 //! `target/metricz/` (or `--out DIR`); `--only` runs and writes some
 //! sections (`counter`, `histogram`, `registry`, `facade`, comma-separated).
@@ -84,7 +85,7 @@ use plotters::prelude::*;
 use rayon::ThreadPool;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::facade::{FacadeStrategy, Workload};
 use support::{cores, FamilyStrategy, HistogramStrategy, SeriesChoice};
 
@@ -419,6 +420,236 @@ fn registry_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, S
     Ok(points)
 }
 
+/// Measures churn (create, increment and remove a fresh series, each
+/// thread its own) of one family implementation at one thread count;
+/// `None` for one that cannot remove a series.
+fn measure_churn<F: FamilyStrategy>(
+    pool: &ThreadPool,
+    config: &Config,
+) -> Result<Option<Point>, String> {
+    let threads = pool.current_num_threads();
+    if F::empty()
+        .remove(&F::labels(support::label_pair(0)))
+        .is_none()
+    {
+        return Ok(None);
+    }
+    measure_with(F::NAME, threads, config, |ops| {
+        let family = F::build();
+        let elapsed = support::timed_churn(pool, &family, config.warm, ops)
+            .ok_or_else(|| format!("{} cannot remove", F::NAME))?;
+        // Every cycle removed what it created: the churned series are gone.
+        for index in 0..threads {
+            if family.remove(&F::labels(support::label_pair(index))) != Some(false) {
+                return Err(format!("{} kept a churned series", F::NAME));
+            }
+        }
+        Ok((elapsed, None))
+    })
+    .map(Some)
+}
+
+/// Churn of every family implementation that can remove, at every thread
+/// count.
+fn churn_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
+    let mut points = Vec::new();
+    macro_rules! implementations {
+        ($($ty:ty),* $(,)?) => {
+            $(
+                for pool in pools {
+                    if let Some(point) = measure_churn::<$ty>(pool, config)? {
+                        points.push(report(point));
+                    }
+                }
+            )*
+        };
+    }
+    support::for_each_family!(implementations);
+    Ok(points)
+}
+
+/// Series in the encode rows.
+const ENCODE_SERIES: usize = 10_000;
+
+/// One encode row: text exposition of [`ENCODE_SERIES`] two-label counters.
+#[derive(Debug, Clone)]
+struct EncodeRow {
+    layout: String,
+    shards: usize,
+    /// Arena rows written per chunk (0 for the peer).
+    rows: usize,
+    /// Milliseconds per encode of each run, sorted.
+    ms: Vec<f64>,
+}
+
+impl EncodeRow {
+    fn median(&self) -> f64 {
+        let n = self.ms.len();
+        if n % 2 == 1 {
+            self.ms[n / 2]
+        } else {
+            (self.ms[n / 2 - 1] + self.ms[n / 2]) / 2.0
+        }
+    }
+}
+
+/// Times `encode` (one whole encode, returning the output's length): a
+/// warm-up encode, then `config.runs` runs of as many encodes as fill
+/// about the run time; the ms per encode of each run, sorted.
+fn time_encodes(config: &Config, mut encode: impl FnMut() -> usize) -> Vec<f64> {
+    let start = Instant::now();
+    std::hint::black_box(encode());
+    let one = start.elapsed().max(Duration::from_micros(1));
+    let per_run = ((config.run_time.as_secs_f64() / one.as_secs_f64()) as usize).max(1);
+    let mut ms: Vec<f64> = (0..config.runs)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_run {
+                std::hint::black_box(encode());
+            }
+            start.elapsed().as_secs_f64() * 1e3 / per_run as f64
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms
+}
+
+/// Scrape cost against the shard count: Prometheus text of
+/// [`ENCODE_SERIES`] two-label counters (series `i` at `i + 1`) from
+/// registries built with `shards(n)`, n = 2, 16, 64, 256, with every row
+/// written (each series' word on every shard: as on a machine whose `n`
+/// CPUs all recorded; rows this machine lacks are written with the
+/// `add_to_shard` test hook), and at 256 shards with rows 0 and 1 written
+/// (two CPUs recorded); `prometheus_client` beside them. Each output is
+/// checked for every sample line before timing.
+fn registry_encode(config: &Config) -> Result<Vec<EncodeRow>, String> {
+    let labels = |i: usize| [format!("m{}", i / 100), format!("s{}", i % 100)];
+    let check = |name: &str, text: &str| -> Result<(), String> {
+        let samples = text
+            .lines()
+            .filter(|l| l.starts_with("encode_requests_total{"))
+            .count();
+        let last =
+            format!("encode_requests_total{{method=\"m99\",status=\"s99\"}} {ENCODE_SERIES}");
+        if samples != ENCODE_SERIES || !text.contains(&last) {
+            return Err(format!("{name}: {samples} samples, or no {last:?}"));
+        }
+        Ok(())
+    };
+    let mut rows = Vec::new();
+    for (shards, written) in [(2, 2), (16, 16), (64, 64), (256, 256), (256, 2)] {
+        let reg = metricz::Registry::builder().shards(shards).build();
+        let family = reg
+            .counter_vec("encode_requests_total", "Requests.", &["method", "status"])
+            .map_err(|e| e.to_string())?;
+        for i in 0..ENCODE_SERIES {
+            let [m, s] = labels(i);
+            let series = family.with(&[&m, &s]).map_err(|e| e.to_string())?;
+            series.add_to_shard(0, i as u64 + 1);
+            for row in 1..written {
+                series.add_to_shard(row, 0);
+            }
+        }
+        let layout = format!("metricz {shards} shards; {written} rows written");
+        let mut text = String::new();
+        reg.encode_prometheus(&mut text)
+            .map_err(|e| e.to_string())?;
+        check(&layout, &text)?;
+        let ms = time_encodes(config, || {
+            text.clear();
+            reg.encode_prometheus(&mut text).expect("encode");
+            text.len()
+        });
+        eprintln!("  {layout:<40} {:.3} ms", ms[ms.len() / 2]);
+        rows.push(EncodeRow {
+            layout,
+            shards,
+            rows: written,
+            ms,
+        });
+    }
+    let mut client = prometheus_client::registry::Registry::default();
+    let family = prometheus_client::metrics::family::Family::<
+        Vec<(String, String)>,
+        prometheus_client::metrics::counter::Counter,
+    >::default();
+    client.register("encode_requests", "Requests.", family.clone());
+    for i in 0..ENCODE_SERIES {
+        let [m, s] = labels(i);
+        family
+            .get_or_create(&vec![("method".to_string(), m), ("status".to_string(), s)])
+            .inc_by(i as u64 + 1);
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &client).map_err(|e| e.to_string())?;
+    check("prometheus-client", &out)?;
+    let ms = time_encodes(config, || {
+        out.clear();
+        prometheus_client::encoding::text::encode(&mut out, &client).expect("encode");
+        out.len()
+    });
+    eprintln!("  {:<40} {:.3} ms", "prometheus-client", ms[ms.len() / 2]);
+    rows.push(EncodeRow {
+        layout: "prometheus-client".to_string(),
+        shards: 0,
+        rows: 0,
+        ms,
+    });
+    Ok(rows)
+}
+
+/// The encode table printed to stdout, with each row's median against
+/// `prometheus_client`'s and against metricz at 2 shards.
+fn encode_table(rows: &[EncodeRow]) -> String {
+    let peer = rows.iter().find(|r| r.shards == 0).map(EncodeRow::median);
+    let two = rows.iter().find(|r| r.shards == 2).map(EncodeRow::median);
+    let mut out = format!(
+        "text exposition of {ENCODE_SERIES} two-label counters, ms per encode (median of runs)\n"
+    );
+    let _ = writeln!(
+        out,
+        "{:<40} {:>9} {:>9} {:>9} {:>10} {:>9}",
+        "layout", "median", "min", "max", "/ peer", "/ 2 shards"
+    );
+    for row in rows {
+        let ratio = |base: Option<f64>| base.map_or(f64::NAN, |b| row.median() / b);
+        let _ = writeln!(
+            out,
+            "{:<40} {:>9.3} {:>9.3} {:>9.3} {:>9.2}x {:>9.2}x",
+            row.layout,
+            row.median(),
+            row.ms[0],
+            row.ms[row.ms.len() - 1],
+            ratio(peer),
+            ratio(two)
+        );
+    }
+    out
+}
+
+/// `registry-encode.csv`.
+fn encode_csv(rows: &[EncodeRow], machine: &str) -> String {
+    let mut out = format!(
+        "# machine: {machine}\n\
+         # text exposition of {ENCODE_SERIES} two-label counters; rows = arena rows written per chunk\n\
+         layout,shards,rows,runs,median_ms,min_ms,max_ms\n"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{:.4},{:.4},{:.4}",
+            row.layout,
+            row.shards,
+            row.rows,
+            row.ms.len(),
+            row.median(),
+            row.ms[0],
+            row.ms[row.ms.len() - 1]
+        );
+    }
+    out
+}
+
 /// Every facade workload, each through every recorder, at every thread
 /// count.
 fn facade_sweep(pools: &[ThreadPool], config: &Config) -> Result<Vec<Point>, String> {
@@ -489,35 +720,44 @@ impl MemoryRow {
     }
 }
 
-/// The counter storage of [`MEMORY_SERIES`] labelled counters at 2 and 64
-/// shards: standalone `metricz::Counter`s (series × `storage_bytes()`, one
-/// padded shard per CPU), and a registry's per-CPU arena holding that many
-/// real series (`Registry::counter_arena_bytes`, 8 bytes per CPU per series
-/// in chunks of 512 slots).
+/// The counter storage of [`MEMORY_SERIES`] labelled counters at 2, 64 and
+/// 256 shards: standalone `metricz::Counter`s (series × `storage_bytes()`,
+/// one padded shard per CPU), and a registry's per-CPU arena holding that
+/// many real series (`Registry::counter_arena_bytes`: per chunk of 512
+/// slots, a directory of one pointer per shard and a 4 KiB row per CPU
+/// that wrote). In the arena rows two CPUs recorded: every series' words of
+/// rows 0 and 1 are written (with the `add_to_shard` test hook, so the
+/// figure is the same on any machine); at 256 shards also with all 256
+/// rows written, the most a 256-CPU machine could hold.
 fn registry_memory() -> Result<Vec<MemoryRow>, String> {
     let mut rows = Vec::new();
-    for shards in [2, 64] {
-        let standalone = metricz::Counter::with_shards(shards);
-        rows.push(MemoryRow {
-            layout: format!("Counter::with_shards({shards})"),
-            series: MEMORY_SERIES,
-            shards: standalone.shards(),
-            bytes: MEMORY_SERIES * standalone.storage_bytes(),
-        });
+    for (shards, written) in [(2, 2), (64, 2), (256, 2), (256, 256)] {
+        if written == 2 {
+            let standalone = metricz::Counter::with_shards(shards);
+            rows.push(MemoryRow {
+                layout: format!("Counter::with_shards({shards})"),
+                series: MEMORY_SERIES,
+                shards: standalone.shards(),
+                bytes: MEMORY_SERIES * standalone.storage_bytes(),
+            });
+        }
         let reg = metricz::Registry::builder().shards(shards).build();
         let family = reg
             .counter_vec("memory_total", "Memory.", &support::LABEL_NAMES)
             .map_err(|e| e.to_string())?;
         for i in 0..MEMORY_SERIES {
             let (a, b) = (format!("m{}", i / 100), format!("s{}", i % 100));
-            family.with(&[&a, &b]).map_err(|e| e.to_string())?.inc();
+            let series = family.with(&[&a, &b]).map_err(|e| e.to_string())?;
+            for row in 0..written {
+                series.add_to_shard(row, 1);
+            }
         }
         let shards = family
             .with(&["m0", "s0"])
             .map_err(|e| e.to_string())?
             .shards();
         rows.push(MemoryRow {
-            layout: format!("registry arena ({shards} shards)"),
+            layout: format!("registry arena ({shards} shards; {written} CPUs)"),
             series: family.len(),
             shards,
             bytes: reg.counter_arena_bytes(),
@@ -530,19 +770,19 @@ fn registry_memory() -> Result<Vec<MemoryRow>, String> {
 fn memory_table(rows: &[MemoryRow]) -> String {
     let mut out = format!(
         "counter storage of labelled series: standalone Counter = series x shards x {} B \
-         padded shard; registry arena = installed chunks x shards x 4 KiB row \
-         (map nodes and label strings not counted)\n",
+         padded shard; registry arena = installed chunks x (shards x 8 B directory + \
+         CPUs that wrote x 4 KiB row) (map nodes and label strings not counted)\n",
         support::SHARD_BYTES
     );
     let _ = writeln!(
         out,
-        "{:<26} {:>7} {:>7} {:>12} {:>9}",
+        "{:<40} {:>7} {:>7} {:>12} {:>9}",
         "layout", "series", "shards", "bytes", "MiB"
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{:<26} {:>7} {:>7} {:>12} {:>9.2}",
+            "{:<40} {:>7} {:>7} {:>12} {:>9.2}",
             row.layout,
             row.series,
             row.shards,
@@ -558,7 +798,7 @@ fn memory_csv(rows: &[MemoryRow], machine: &str) -> String {
     let mut out = format!(
         "# machine: {machine}\n\
          # counter storage only: standalone Counter = series x shards x padded shard; \
-         registry arena = installed chunks x shards x 4 KiB row\n\
+         registry arena = installed chunks x (shards x 8 B directory + CPUs that wrote x 4 KiB row)\n\
          layout,series,shards,counter_bytes,counter_mib\n"
     );
     for row in rows {
@@ -709,6 +949,11 @@ const REGISTRY_LABELS: Labels = Labels {
     y_desc: "throughput, M lookups+increments/s (log)",
 };
 
+const CHURN_LABELS: Labels = Labels {
+    caption: "Series churn: create, increment, remove a fresh series (each thread its own)",
+    y_desc: "throughput, M churn cycles/s (log)",
+};
+
 const FACADE_LABELS: Labels = Labels {
     caption: "metrics facade: counter! (static, runtime label), histogram!",
     y_desc: "throughput, M macro calls/s (log)",
@@ -836,6 +1081,8 @@ struct Study {
     counters: Vec<Point>,
     histograms: Vec<Point>,
     registry: Vec<Point>,
+    churn: Vec<Point>,
+    encode: Vec<EncodeRow>,
     memory: Vec<MemoryRow>,
     facade: Vec<Point>,
 }
@@ -873,6 +1120,8 @@ fn run(config: &Config) -> Result<Study, String> {
         counters: Vec::new(),
         histograms: Vec::new(),
         registry: Vec::new(),
+        churn: Vec::new(),
+        encode: Vec::new(),
         memory: Vec::new(),
         facade: Vec::new(),
     };
@@ -900,6 +1149,17 @@ fn run(config: &Config) -> Result<Study, String> {
         eprintln!("registry lookup + increment of an existing two-label series:");
         study.registry = registry_sweep(&pools, config)?;
         section(&study.registry, "registry", REGISTRY_LABELS)?;
+        eprintln!("registry churn (create + increment + remove a fresh series):");
+        study.churn = churn_sweep(&pools, config)?;
+        section(&study.churn, "registry-churn", CHURN_LABELS)?;
+        eprintln!("registry scrape cost against shards (text, {ENCODE_SERIES} series):");
+        study.encode = registry_encode(config)?;
+        println!();
+        print!("{}", encode_table(&study.encode));
+        let encode_path = config.out.join("registry-encode.csv");
+        std::fs::write(&encode_path, encode_csv(&study.encode, &machine))
+            .map_err(|e| format!("{}: {e}", encode_path.display()))?;
+        println!("wrote {}", encode_path.display());
         study.memory = registry_memory()?;
         println!();
         print!("{}", memory_table(&study.memory));
@@ -1071,6 +1331,47 @@ mod tests {
             .flat_map(|name| [name.to_string(), format!("{name}/own-series")])
             .collect();
         assert_eq!(study.registry.len(), curves.len() * 2);
+        // Churn: every family implementation that can remove (not the
+        // `metrics` recorder), at 1 and 2 threads.
+        let churn = std::fs::read_to_string(out.join("registry-churn.csv")).expect("churn csv");
+        let churners = ["metricz", "prometheus", "prometheus-client"];
+        assert_eq!(study.churn.len(), churners.len() * 2);
+        for name in churners {
+            for threads in [1, 2] {
+                let row = churn
+                    .lines()
+                    .find(|r| r.starts_with(&format!("{name},{threads},")))
+                    .unwrap_or_else(|| panic!("no churn row for {name} at {threads} threads"));
+                let fields: Vec<&str> = row.split(',').collect();
+                assert_eq!(fields[3], "3", "runs recorded: {row}");
+                let number = |i: usize| -> f64 { fields[i].parse().unwrap() };
+                let (median, min, max, ns) = (number(5), number(6), number(7), number(8));
+                assert!(min > 0.0 && min <= median && median <= max, "{row}");
+                assert!(ns > 0.0, "{row}");
+            }
+        }
+        // Encode: the five metricz layouts and the peer, each timed.
+        let encode = std::fs::read_to_string(out.join("registry-encode.csv")).expect("encode csv");
+        let rows: Vec<Vec<&str>> = encode
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        assert_eq!(rows.len(), 6);
+        for (row, (shards, written)) in
+            rows.iter()
+                .zip([(2, 2), (16, 16), (64, 64), (256, 256), (256, 2), (0, 0)])
+        {
+            assert_eq!(
+                (row[1], row[2]),
+                (&*shards.to_string(), &*written.to_string()),
+                "{row:?}"
+            );
+            assert_eq!(row[3], "3", "{row:?}");
+            let median: f64 = row[4].parse().unwrap();
+            assert!(median > 0.0, "{row:?}");
+        }
         let csv = std::fs::read_to_string(out.join("registry.csv")).expect("registry csv");
         assert!(csv.starts_with("# machine: "));
         let rows: Vec<&str> = csv
@@ -1118,7 +1419,7 @@ mod tests {
             .map(|l| l.split(',').collect())
             .collect();
         assert_eq!(rows.len(), study.memory.len());
-        for shards in [2usize, 64] {
+        for shards in [2usize, 64, 256] {
             let find = |layout: String| {
                 rows.iter()
                     .find(|r| r[0] == layout)
@@ -1128,13 +1429,20 @@ mod tests {
             assert_eq!(standalone[1], "10000");
             assert_eq!(standalone[2], shards.to_string());
             assert_eq!(standalone[3], (10_000 * shards * shard).to_string());
-            let arena = find(format!("registry arena ({shards} shards)"));
+            let arena = find(format!("registry arena ({shards} shards; 2 CPUs)"));
             assert_eq!(arena[1], "10000", "every series created");
+            // 20 chunks, each with its directory and header (bitmap,
+            // directory pointer) and the two rows written.
             assert_eq!(
                 arena[3],
-                (10_000usize.div_ceil(512) * shards * 4096).to_string()
+                (10_000usize.div_ceil(512) * (2 * 4096 + shards * 8 + 80)).to_string()
             );
         }
+        let all = rows
+            .iter()
+            .find(|r| r[0] == "registry arena (256 shards; 256 CPUs)")
+            .expect("the 256-CPU row");
+        assert_eq!(all[3], (20 * (256 * 4096 + 256 * 8 + 80)).to_string());
 
         // The facade: three workloads through each recorder, every final
         // value checked by the run; bytes for the histogram curves only.

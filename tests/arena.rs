@@ -20,9 +20,23 @@ const SLOTS: usize = 512;
 /// Bytes of one chunk row (one shard's 512 words).
 const ROW: usize = 4096;
 
-/// Arena bytes for `chunks` chunks of a registry with `shards` shards.
-fn chunk_bytes(chunks: usize, shards: usize) -> usize {
-    chunks * shards * ROW
+/// A chunk's fixed part: its row directory's pointer and length (16 bytes)
+/// and its slot bitmap (512 bits).
+const CHUNK_HEADER: usize = 16 + SLOTS / 8;
+
+/// The registry's installed arena chunks, after checking that its arena
+/// bytes are exactly those chunks (each a directory of `shards` row
+/// pointers and a header) and their installed rows, at most one per shard
+/// per chunk.
+fn chunks(reg: &Registry, shards: usize) -> usize {
+    let (chunks, rows) = reg.counter_arena_rows();
+    assert!(rows <= chunks * shards, "{rows} rows in {chunks} chunks");
+    assert_eq!(
+        reg.counter_arena_bytes(),
+        rows * ROW + chunks * (shards * 8 + CHUNK_HEADER),
+        "{chunks} chunks, {rows} rows"
+    );
+    chunks
 }
 
 /// Serialises the tests of this file. The epoch collector is global: a
@@ -96,10 +110,7 @@ fn series_are_arena_backed_distinct_and_independent() -> TestResult {
     }
     // 2000 series + the family's overflow series: 4 chunks; slots of the
     // series that lost creation races were given back, not leaked.
-    assert_eq!(
-        reg.counter_arena_bytes(),
-        chunk_bytes((SERIES + 1).div_ceil(SLOTS), SHARDS)
-    );
+    assert_eq!(chunks(&reg, SHARDS), (SERIES + 1).div_ceil(SLOTS));
 
     // A handle cloned from a series is the same arena counter.
     let (g, id) = &labels[7];
@@ -126,7 +137,10 @@ fn single_counters_and_overflow_are_arena_backed() -> TestResult {
     let hits = reg.counter("hits_total", "Hits.")?;
     assert!(hits.arena_slot().is_some());
     assert_eq!(hits.storage_bytes(), 8 * 8);
-    assert_eq!(reg.counter_arena_bytes(), chunk_bytes(1, 8));
+    assert_eq!(chunks(&reg, 8), 1);
+    // No row until a CPU writes: only the directory and header.
+    assert_eq!(reg.counter_arena_rows(), (1, 0));
+    assert_eq!(reg.counter_arena_bytes(), 8 * 8 + CHUNK_HEADER);
 
     let fam = reg.counter_vec("limited_total", "Limited.", &["k"])?;
     let a = fam.with(&["a"])?.arena_slot();
@@ -167,6 +181,7 @@ fn arena_bytes_for(n: usize, shards: usize) -> Result<usize, Box<dyn std::error:
     assert_eq!(series.get(), 1);
     assert_eq!(series.shards(), shards);
     assert_eq!(series.storage_bytes(), shards * 8);
+    assert_eq!(chunks(&reg, shards), n.div_ceil(SLOTS));
     Ok(reg.counter_arena_bytes())
 }
 
@@ -177,8 +192,8 @@ fn arena_bytes_for(n: usize, shards: usize) -> Result<usize, Box<dyn std::error:
 fn ten_thousand_series_at_64_shards_fit_in_6_mib() -> TestResult {
     let _serial = serial();
     let bytes = arena_bytes_for(10_000, 64)?;
-    assert_eq!(bytes, chunk_bytes(10_000usize.div_ceil(SLOTS), 64));
-    assert_eq!(bytes, 20 * 64 * 4096);
+    // 20 chunks, each with at most 64 rows: a row per CPU that wrote.
+    assert!(bytes <= 20 * (64 * 4096 + 64 * 8 + CHUNK_HEADER), "{bytes}");
     assert!(bytes <= 6 << 20, "{bytes} bytes");
     // Standalone counters would take 128 bytes per shard per series.
     assert!(bytes * 15 < 10_000 * Counter::with_shards(64).storage_bytes());
@@ -190,8 +205,7 @@ fn ten_thousand_series_at_64_shards_fit_in_6_mib() -> TestResult {
 fn ten_thousand_series_at_2_shards() -> TestResult {
     let _serial = serial();
     let bytes = arena_bytes_for(10_000, 2)?;
-    assert_eq!(bytes, chunk_bytes(10_000usize.div_ceil(SLOTS), 2));
-    assert_eq!(bytes, 20 * 2 * 4096);
+    assert!(bytes <= 20 * (2 * 4096 + 2 * 8 + CHUNK_HEADER), "{bytes}");
     Ok(())
 }
 
@@ -206,7 +220,7 @@ fn churn_reuses_zeroed_slots() -> TestResult {
     let reg = Registry::builder().shards(SHARDS).build();
     let fam = reg.counter_vec("churn_total", "Churn.", &["id"])?;
     // The family's overflow series takes the first slot.
-    assert_eq!(reg.counter_arena_bytes(), chunk_bytes(1, SHARDS));
+    assert_eq!(chunks(&reg, SHARDS), 1);
     let mut slots = HashMap::new();
     for i in 0..ROUNDS {
         let id = format!("c{i}");
@@ -220,8 +234,8 @@ fn churn_reuses_zeroed_slots() -> TestResult {
         assert!(fam.remove(&[&id])?);
         reclaim(&fam, 4);
         assert_eq!(
-            reg.counter_arena_bytes(),
-            chunk_bytes(1, SHARDS),
+            chunks(&reg, SHARDS),
+            1,
             "round {i}: slots not reused ({} distinct so far)",
             slots.len()
         );
@@ -272,15 +286,18 @@ fn concurrent_churn_fresh_series_are_zero_and_exact() -> TestResult {
     // caught up, every slot of the installed chunks but the overflow
     // series' is free again, so that many new series fit without a new
     // chunk, each zeroed.
-    let bytes = reg.counter_arena_bytes();
-    let chunks = bytes / chunk_bytes(1, SHARDS);
+    let installed = chunks(&reg, SHARDS);
     assert!(
-        (1..=(THREADS * ROUNDS + 1).div_ceil(SLOTS)).contains(&chunks),
-        "{bytes} bytes"
+        (1..=(THREADS * ROUNDS + 1).div_ceil(SLOTS)).contains(&installed),
+        "{installed} chunks"
     );
     reclaim(&fam, 256);
     // Under Miri a few new series, not all 511: minutes there.
-    let fill = if cfg!(miri) { 16 } else { chunks * SLOTS - 1 };
+    let fill = if cfg!(miri) {
+        16
+    } else {
+        installed * SLOTS - 1
+    };
     for i in 0..fill {
         reclaim(&fam, 2);
         let id = format!("after{i}");
@@ -289,8 +306,8 @@ fn concurrent_churn_fresh_series_are_zero_and_exact() -> TestResult {
         series.inc();
     }
     assert_eq!(
-        reg.counter_arena_bytes(),
-        bytes,
+        chunks(&reg, SHARDS),
+        installed,
         "slots of removed series leaked"
     );
     Ok(())
@@ -325,7 +342,7 @@ fn kept_handle_pins_its_slot() -> TestResult {
         assert_eq!(series.get(), 0, "series {i}");
         series.add(1000 + i as u64);
     }
-    assert_eq!(reg.counter_arena_bytes(), chunk_bytes(CHUNKS, SHARDS));
+    assert_eq!(chunks(&reg, SHARDS), CHUNKS);
 
     // The kept handle still counts, into its own slot only.
     kept.inc();
@@ -360,7 +377,7 @@ fn kept_handle_pins_its_slot() -> TestResult {
         "a's slot {a_slot:?} never handed out again"
     );
     // No chunk was added for the new series: freed slots come first.
-    assert_eq!(reg.counter_arena_bytes(), chunk_bytes(CHUNKS, SHARDS));
+    assert_eq!(chunks(&reg, SHARDS), CHUNKS);
     Ok(())
 }
 
@@ -433,11 +450,7 @@ fn take_and_clear() -> TestResult {
                 "round {round}: series {i}"
             );
         }
-        assert_eq!(
-            reg.counter_arena_bytes(),
-            chunk_bytes(1, SHARDS),
-            "round {round}"
-        );
+        assert_eq!(chunks(&reg, SHARDS), 1, "round {round}");
     }
     assert!(reused > 0, "no slot of a cleared series was reused");
 
@@ -449,5 +462,109 @@ fn take_and_clear() -> TestResult {
     assert_eq!(kept.take(), 9);
     assert_eq!(kept.get(), 0);
     assert_eq!(fam.with(&["t0"])?.get(), 0);
+    Ok(())
+}
+
+/// The CPUs this process may run on (its affinity mask), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bit set, zeroed, then filled by the kernel.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Runs `f` on a thread pinned to `cpu`.
+fn on_cpu(cpu: usize, f: impl FnOnce() + Send) {
+    thread::scope(|s| {
+        s.spawn(move || {
+            // SAFETY: as in `allowed_cpus`; 0 is the calling thread.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                    0
+                );
+            }
+            f();
+        });
+    });
+}
+
+/// Rows follow the CPUs that write: a registry with 256 shards whose
+/// series are written from one pinned CPU holds one row per chunk, a
+/// second CPU adds one more per chunk, and nothing else; the counts read
+/// back exactly, through `get` and through the collection walk's streamed
+/// sums. Memory then follows the CPUs in use: with two CPUs writing, 256
+/// shards cost at most 2× what 2 shards cost for the same series.
+#[test]
+#[cfg_attr(miri, ignore = "pins threads; 2000 series")]
+fn rows_follow_the_cpus_that_write() -> TestResult {
+    let _serial = serial();
+    const SERIES: usize = 2000;
+    let cpus = allowed_cpus();
+    let mut bytes = Vec::new();
+    for shards in [256, 2] {
+        let reg = Registry::builder()
+            .cardinality_limit(SERIES)
+            .shards(shards)
+            .build();
+        let fam = reg.counter_vec("rows_total", "Rows.", &["id"])?;
+        let ids: Vec<String> = (0..SERIES).map(|i| format!("s{i}")).collect();
+        let count = |n: u64| {
+            for id in &ids {
+                fam.with(&[id]).expect("with").add(n);
+            }
+        };
+        let per_chunk_rows = |reg: &Registry| {
+            let n = chunks(reg, shards);
+            assert_eq!(n, (SERIES + 1).div_ceil(SLOTS));
+            let (_, rows) = reg.counter_arena_rows();
+            assert_eq!(rows % n, 0, "{rows} rows in {n} chunks");
+            rows / n
+        };
+        on_cpu(cpus[0], || count(1));
+        assert_eq!(per_chunk_rows(&reg), 1, "{shards} shards");
+        let mut expected = 1;
+        if let Some(&second) = cpus.get(1) {
+            on_cpu(second, || count(2));
+            expected += 2;
+            // Two rows unless two shards mask both CPUs onto one.
+            let rows = if shards > cpus[0].max(second) || (cpus[0] ^ second) & (shards - 1) != 0 {
+                2
+            } else {
+                1
+            };
+            assert_eq!(per_chunk_rows(&reg), rows, "{shards} shards");
+        }
+        for id in &ids {
+            assert_eq!(fam.with(&[id])?.get(), expected);
+        }
+        let mut walked = 0;
+        reg.collect(|family| {
+            family.for_each_series(|mut series| {
+                if let metricz::registry::Value::Counter(n) = series.value() {
+                    assert_eq!(n, expected);
+                    walked += 1;
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })
+        })?;
+        assert_eq!(walked, SERIES);
+        bytes.push(reg.counter_arena_bytes());
+    }
+    assert!(
+        bytes[0] <= 2 * bytes[1],
+        "256 shards: {} B; 2 shards: {} B",
+        bytes[0],
+        bytes[1]
+    );
     Ok(())
 }

@@ -28,7 +28,8 @@
 #![cfg(metricz_stress)]
 
 use metricz::counter::rseq;
-use metricz::{Counter, Histogram};
+use metricz::registry::Value;
+use metricz::{Counter, Histogram, Registry};
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Barrier, Mutex};
@@ -118,6 +119,19 @@ fn cpus() -> Vec<usize> {
 
 fn pin_to(cpu: usize) {
     set_affinity(0, cpu);
+}
+
+/// Lets the calling thread run on every CPU of `all` again (what
+/// [`cpus`] read before it was pinned).
+fn unpin(all: &[usize]) {
+    // SAFETY: a set built with the libc macros, passed with its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in all {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// Pins thread `tid` (0: the calling thread) to `cpu`.
@@ -231,22 +245,65 @@ fn hammer(
 #[test]
 fn rseq_increments_lose_nothing_under_preemption_migration_and_signals() {
     let _serial = serial();
-    assert!(
-        rseq::available(),
-        "this stress test needs glibc's rseq registration (glibc 2.35+, Linux 4.18+)"
-    );
     // The default shard count covers every possible CPU, so increments are
     // rseq sequences (fewer shards would take locked adds). Leaked: the
     // signal handler needs a `'static` counter.
     let counter: &'static Counter = Box::leak(Box::new(Counter::new()));
+    rs1("rseq stress", counter, || counter.get());
+}
+
+/// RS1' + RS2': the same for a registry counter, whose words are arena
+/// rows installed per CPU: each increment finds its CPU's row, then a
+/// sequence that commits only on that CPU (a thread moved in between
+/// finds the new CPU's row and tries again). Every CPU's row is installed
+/// first (installing allocates, which a signal handler must not). Reads
+/// alternate between `get` and the collection walk's streamed row sums.
+#[test]
+fn rseq_arena_increments_lose_nothing_under_preemption_migration_and_signals() {
+    let _serial = serial();
+    let reg: &'static Registry = Box::leak(Box::new(Registry::new()));
+    let counter: &'static Counter =
+        Box::leak(Box::new(reg.counter("stress_total", "Stress.").unwrap()));
+    assert!(counter.arena_slot().is_some());
+    let all = cpus();
+    for &cpu in &all {
+        pin_to(cpu);
+        counter.add(0);
+    }
+    unpin(&all);
+    let (_, rows) = reg.counter_arena_rows();
+    assert_eq!(rows, all.len(), "one row per CPU");
+    let flip = AtomicBool::new(false);
+    rs1("rseq arena stress", counter, || {
+        if flip.fetch_xor(true, Relaxed) {
+            counter.get()
+        } else {
+            let mut value = 0;
+            reg.collect(|family| {
+                family.for_each_series(|mut series| {
+                    if let Value::Counter(n) = series.value() {
+                        value = n;
+                    }
+                    Ok::<(), std::convert::Infallible>(())
+                })
+            })
+            .unwrap();
+            value
+        }
+    });
+    assert_eq!(reg.counter_arena_rows().1, rows, "no row added meanwhile");
+}
+
+/// Hammers `counter` (RS1's load), then checks the total, that aborts and
+/// nested handler increments happened, and that `read` never went back.
+fn rs1(name: &str, counter: &'static Counter, read: impl Fn() -> u64 + Sync) {
+    assert!(
+        rseq::available(),
+        "this stress test needs glibc's rseq registration (glibc 2.35+, Linux 4.18+)"
+    );
     let aborts_before = rseq::aborts();
     let (handled_before, nested_before) = (HANDLER_INCS.load(Relaxed), NESTED_INCS.load(Relaxed));
-    let reads = hammer(
-        || counter.inc(),
-        || counter.get(),
-        true,
-        Some(leak(|| counter.inc())),
-    );
+    let reads = hammer(|| counter.inc(), read, true, Some(leak(|| counter.inc())));
     let aborts = rseq::aborts() - aborts_before;
     // Every handler ran on a worker before it passed `end`, so before the
     // scope joined it: these counts are final.
@@ -267,7 +324,7 @@ fn rseq_increments_lose_nothing_under_preemption_migration_and_signals() {
     );
     assert!(reads > 0);
     eprintln!(
-        "rseq stress: {aborts} aborts, {handled} handler increments ({nested} inside an \
+        "{name}: {aborts} aborts, {handled} handler increments ({nested} inside an \
          interrupted increment), {reads} concurrent reads, exact total"
     );
 }
@@ -331,15 +388,7 @@ fn warm_histogram() -> &'static Histogram {
             h.record_n(v, 8);
         }
     }
-    // Back to every CPU.
-    // SAFETY: a set built with the libc macros, passed with its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &cpu in &all {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    unpin(&all);
     h.take_interval();
     h
 }

@@ -1,5 +1,5 @@
 //! The per-CPU counter arena: storage for the registry's counters at 8 bytes
-//! per CPU per series.
+//! per CPU that recorded, per series.
 //!
 //! A standalone `Counter` pads every shard to its own cache line (128 bytes
 //! × shards). The registry's counters instead take a *slot* in an arena of
@@ -8,14 +8,25 @@
 //! CPU `c` is `rows[c][s]`. Different series written by the same CPU share
 //! that CPU's row (and cache lines), which only that CPU writes; rows of
 //! different CPUs are on different pages, so no two CPUs ever write one
-//! cache line. A counter in the arena is the same `Counter` type: a base
-//! pointer (row 0's word) and a stride (one row) instead of one padded shard.
+//! cache line.
+//!
+//! # Rows follow the data
+//!
+//! A chunk holds a directory of row pointers, one per shard, all null at
+//! first: row `c` is allocated and CAS-installed by the first write from
+//! CPU `c` to any slot of the chunk (see `Counter::add`), as the
+//! histogram installs its per-CPU blocks. A registry sized for 256
+//! possible CPUs whose threads run on 16 of them holds 16 rows per chunk,
+//! not 256, and a scrape sums 16 rows. An installed row is never removed or
+//! moved until the arena drops, so a row pointer once read stays valid for
+//! as long as the counter that read it (which keeps the arena alive).
 //!
 //! # Slot lifetime
 //!
 //! A slot is taken by setting its bit in the chunk's bitmap (a CAS) and
-//! zeroed before the counter is handed out. It is given back (the bit
-//! cleared) when the last handle to its counter is dropped: the counter
+//! zeroed, on every row installed at that time, before the counter is
+//! handed out; a row installed later is all zeros. It is given back (the
+//! bit cleared) when the last handle to its counter is dropped: the counter
 //! holds an `Arc` to a [`Lease`]. The registry's series map destroys a
 //! removed series only through the epoch collector, so the last handle of
 //! a removed series — the node's — goes only after every reader that could
@@ -26,16 +37,24 @@
 //! long as the arena; when the directory is full there is no lease, and
 //! the registry gets standalone counters instead.
 //!
-//! This file is the storage only: it leases zeroed slots and takes them
-//! back. The `Counter` over a lease is built by `Counter::in_arena` (and
-//! the registry's `Arena::counter`) in `per_cpu.rs`, which imports this
-//! file; nothing here imports `Counter`.
+//! # Streaming reads
+//!
+//! [`Arena::sum_rows`] adds every installed row of every chunk, row by row,
+//! into per-slot totals: sequential reads of whole pages, where reading
+//! each series on its own gathers one word from each of `shards` pages.
+//! The collection walk reads counter values from those totals.
+//!
+//! This file is the storage only: it leases zeroed slots, installs rows and
+//! takes slots back. The `Counter` over a lease is built by
+//! `Counter::in_arena` (and the registry's `Arena::counter`) in
+//! `per_cpu.rs`, which imports this file; nothing here imports `Counter`.
 
 use super::shards::{self, Extra};
 use crate::primitive::{
     Arc, AtomicPtr, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
+use crossbeam_utils::CachePadded;
 use std::ptr::{self, NonNull};
 
 /// Slots per chunk: a 4 KiB page of words per row (one word under loom, so
@@ -54,26 +73,74 @@ const MAX_CHUNKS: usize = if cfg!(loom) { 3 } else { 4096 };
 pub(crate) struct Row([AtomicU64; SLOTS]);
 
 impl Row {
-    /// A row of zeros.
-    fn new() -> Self {
+    /// A row of zeros, on the heap.
+    fn new() -> Box<Self> {
         // One constant repeated, not `array::from_fn`'s 512 separate
         // stores: the same row, but Miri (Tree Borrows) took 2 s per row
         // to check the stores one by one. loom's atomics have no `const`
         // constructor.
         #[cfg(not(loom))]
         {
-            Row([const { AtomicU64::new(0) }; SLOTS])
+            Box::new(Row([const { AtomicU64::new(0) }; SLOTS]))
         }
         #[cfg(loom)]
         {
-            Row(std::array::from_fn(|_| AtomicU64::new(0)))
+            Box::new(Row(std::array::from_fn(|_| AtomicU64::new(0))))
+        }
+    }
+
+    /// The word of `slot` (below [`SLOTS`]).
+    #[inline]
+    pub(crate) fn word(&self, slot: usize) -> &AtomicU64 {
+        &self.0[slot]
+    }
+}
+
+/// The row an entry of a chunk's row directory points to, if installed.
+#[inline]
+pub(crate) fn installed(entry: &AtomicPtr<Row>) -> Option<&Row> {
+    // Acquire pairs with the AcqRel install in `install_row`: the row's
+    // zeros are written before it is seen.
+    let p = entry.load(Acquire);
+    // SAFETY: a non-null entry points to a row installed by `install_row`
+    // from `Box::into_raw`, freed only when its chunk drops (`Chunk`'s
+    // `Drop`, with `&mut`), and the caller's `&AtomicPtr` borrows the
+    // chunk.
+    unsafe { p.as_ref() }
+}
+
+/// The row of a directory entry, installing a zeroed one if there is none
+/// yet (the first write from that CPU to the chunk).
+#[inline]
+pub(crate) fn row(entry: &AtomicPtr<Row>) -> &Row {
+    match installed(entry) {
+        Some(row) => row,
+        None => install_row(entry),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn install_row(entry: &AtomicPtr<Row>) -> &Row {
+    let fresh = Box::into_raw(Row::new());
+    // Release publishes the zeroed row (pairs with the Acquire in
+    // `installed`); Acquire on failure pairs with the winner's Release.
+    match entry.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+        // SAFETY: just installed; freed only when the chunk drops, which
+        // the caller's borrow of `entry` rules out meanwhile.
+        Ok(_) => unsafe { &*fresh },
+        Err(winner) => {
+            // SAFETY: `fresh` was never shared.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: as in `installed`.
+            unsafe { &*winner }
         }
     }
 }
 
 struct Chunk {
-    /// One row per shard.
-    rows: Box<[Row]>,
+    /// One entry per shard: that CPU's row, null until its first write.
+    rows: Box<[AtomicPtr<Row>]>,
     /// Bit `i` of word `w` is set while slot `64 w + i` is leased.
     used: [AtomicU64; WORDS],
 }
@@ -81,7 +148,7 @@ struct Chunk {
 impl Chunk {
     fn new(rows: usize) -> Box<Self> {
         Box::new(Chunk {
-            rows: (0..rows).map(|_| Row::new()).collect(),
+            rows: (0..rows).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
             used: std::array::from_fn(|_| AtomicU64::new(0)),
         })
     }
@@ -107,8 +174,9 @@ impl Chunk {
                 }
                 let bit = free.trailing_zeros() as usize;
                 // Acquire pairs with the Release `fetch_and` in `release`:
-                // the last holder's increments happen before the zeroing
-                // that follows, so they cannot reappear in the new series.
+                // the last holder's increments (and the installs of the
+                // rows it wrote) happen before the zeroing that follows,
+                // so they cannot reappear in the new series.
                 match word.compare_exchange(current, current | 1 << bit, Acquire, Relaxed) {
                     Ok(_) => return Some(w * 64 + bit),
                     Err(now) => current = now,
@@ -116,6 +184,25 @@ impl Chunk {
             }
         }
         None
+    }
+
+    /// Installed rows.
+    fn installed_rows(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter_map(installed)
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        for entry in self.rows.iter() {
+            let p = entry.load(Relaxed);
+            if !p.is_null() {
+                // SAFETY: installed by `install_row` from `Box::into_raw`;
+                // `&mut self` means no counter reaches the chunk any more
+                // (each keeps the arena, which owns the chunk, alive).
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
     }
 }
 
@@ -126,7 +213,9 @@ pub(crate) struct Arena {
     /// Installed chunks, filled from the front by CAS; never removed.
     chunks: Box<[AtomicPtr<Chunk>]>,
     /// A chunk at or before the first one with a free slot (a hint only).
-    hint: AtomicUsize,
+    /// On its own cache line: every lease and release reads it, and
+    /// writes it only when it changes.
+    hint: CachePadded<AtomicUsize>,
 }
 
 impl Arena {
@@ -138,19 +227,24 @@ impl Arena {
             chunks: (0..MAX_CHUNKS)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
-            hint: AtomicUsize::new(0),
+            hint: CachePadded::new(AtomicUsize::new(0)),
         })
     }
 
-    /// Leases a slot, zeroed on every row, or `None` when every chunk is
-    /// full and the directory too. The slot is given back when the last
-    /// `Arc` to the lease drops.
+    /// Leases a slot, zeroed on every installed row, or `None` when every
+    /// chunk is full and the directory too. The slot is given back when
+    /// the last `Arc` to the lease drops.
     pub(crate) fn lease(self: &Arc<Self>) -> Option<Arc<Lease>> {
         let (chunk, slot) = self.acquire()?;
-        for row in self.chunk(chunk).expect("acquired from it").rows.iter() {
+        for row in self
+            .chunk(chunk)
+            .expect("acquired from it")
+            .installed_rows()
+        {
             // Relaxed: no one else holds this slot; the counter is
-            // published to other threads by whoever shares it.
-            row.0[slot].store(0, Relaxed);
+            // published to other threads by whoever shares it. A row
+            // installed after this loop passed it is all zeros.
+            row.word(slot).store(0, Relaxed);
         }
         Some(Arc::new(Lease {
             arena: Arc::clone(self),
@@ -166,19 +260,58 @@ impl Arena {
         self.rows
     }
 
-    /// Bytes of counter storage the arena holds (installed chunks' rows).
+    /// Installed chunks (a prefix of the directory).
+    fn installed_chunks(&self) -> impl Iterator<Item = &Chunk> {
+        (0..MAX_CHUNKS).map_while(|i| self.chunk(i))
+    }
+
+    /// Bytes of counter storage the arena holds: the installed rows, and
+    /// each installed chunk's row directory and bitmap.
     pub(crate) fn bytes(&self) -> usize {
-        let installed = (0..MAX_CHUNKS)
-            .take_while(|&i| self.chunk(i).is_some())
-            .count();
-        installed * self.rows * std::mem::size_of::<Row>()
+        self.installed_chunks()
+            .map(|chunk| {
+                chunk.installed_rows().count() * std::mem::size_of::<Row>()
+                    + self.rows * std::mem::size_of::<AtomicPtr<Row>>()
+                    + std::mem::size_of::<Chunk>()
+            })
+            .sum()
+    }
+
+    /// `(chunks, rows)`: installed chunks, and rows installed in them.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn installed(&self) -> (usize, usize) {
+        self.installed_chunks().fold((0, 0), |(c, r), chunk| {
+            (c + 1, r + chunk.installed_rows().count())
+        })
+    }
+
+    /// Sums every installed row of every installed chunk into `totals`,
+    /// slot by slot: afterwards `totals[chunk × SLOTS + slot]` is the
+    /// wrapping sum of that slot's words (not its fallback word) as read
+    /// row by row, and `totals` covers the chunks installed when the call
+    /// began. Reuses `totals`' allocation.
+    ///
+    /// Each word is read with a Relaxed load, like `Counter::get`'s: the
+    /// totals are not a snapshot, and one counter's total is at least
+    /// everything added to it before the call.
+    pub(crate) fn sum_rows(&self, totals: &mut Vec<u64>) {
+        totals.clear();
+        let chunks = self.installed_chunks().count();
+        totals.resize(chunks * SLOTS, 0);
+        for (chunk, out) in self.installed_chunks().zip(totals.chunks_exact_mut(SLOTS)) {
+            for row in chunk.installed_rows() {
+                for (total, word) in out.iter_mut().zip(row.0.iter()) {
+                    *total = total.wrapping_add(word.load(Relaxed));
+                }
+            }
+        }
     }
 
     fn chunk(&self, i: usize) -> Option<&Chunk> {
-        // Acquire pairs with the AcqRel install in `acquire`: the chunk's
-        // rows and bitmap are initialised before it is seen.
-        let p = self.chunks[i].load(Acquire);
-        // SAFETY: a non-null entry points to a chunk installed by `acquire`
+        // Acquire pairs with the AcqRel install in `install`: the chunk's
+        // directory and bitmap are initialised before it is seen.
+        let p = self.chunks.get(i)?.load(Acquire);
+        // SAFETY: a non-null entry points to a chunk installed by `install`
         // and freed only in `Drop`, which has `&mut self`.
         unsafe { p.as_ref() }
     }
@@ -194,7 +327,7 @@ impl Arena {
         // while earlier chunks have room).
         let take = |i: usize| {
             let slot = self.chunk(i)?.take_slot()?;
-            self.hint.store(i, Relaxed);
+            self.set_hint(hint, i);
             Some((i, slot))
         };
         let installed = |i: &usize| self.chunk(*i).is_some();
@@ -211,11 +344,20 @@ impl Arena {
                 None => self.install(i),
             };
             if let Some(slot) = chunk.take_slot() {
-                self.hint.store(i, Relaxed);
+                self.set_hint(hint, i);
                 return Some((i, slot));
             }
         }
         None
+    }
+
+    /// Moves the hint to `now` if it was read as something else: a churn
+    /// of leases and releases in one chunk then writes the shared hint
+    /// line not at all.
+    fn set_hint(&self, read: usize, now: usize) {
+        if read != now {
+            self.hint.store(now, Relaxed);
+        }
     }
 
     /// Installs a new chunk at directory entry `i` (or returns the one a
@@ -244,7 +386,11 @@ impl Arena {
         // Release pairs with the Acquire CAS in `take_slot`: every use of the
         // slot by its last holder happens before the next lease zeroes it.
         chunk_ref.used[slot / 64].fetch_and(!(1 << (slot % 64)), Release);
-        self.hint.fetch_min(chunk, Relaxed);
+        // Lowered only when this chunk is before it (a read, not a
+        // read-modify-write, when it is not).
+        if chunk < self.hint.load(Relaxed) {
+            self.hint.fetch_min(chunk, Relaxed);
+        }
     }
 }
 
@@ -253,9 +399,9 @@ impl Drop for Arena {
         for entry in self.chunks.iter() {
             let p = entry.load(Relaxed);
             if !p.is_null() {
-                // SAFETY: installed by `acquire` from `Box::into_raw`; no
+                // SAFETY: installed by `install` from `Box::into_raw`; no
                 // lease (and so no counter) outlives the arena, since each
-                // holds an `Arc` to it.
+                // holds an `Arc` to it. The chunk's rows go with it.
                 drop(unsafe { Box::from_raw(p) });
             }
         }
@@ -272,33 +418,29 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    /// `(chunk, slot)`, for the test hook `Counter::arena_slot`.
-    #[cfg(any(test, feature = "test-hooks"))]
+    /// `(chunk, slot)`: where the counter's words are, and its index into
+    /// [`Arena::sum_rows`]' totals (`chunk × SLOTS + slot`).
     pub(crate) fn position(&self) -> (usize, usize) {
         (self.chunk, self.slot)
     }
 
-    /// Bytes from the slot's word in one row to its word in the next.
-    pub(crate) const STRIDE: usize = std::mem::size_of::<Row>();
+    /// Whether the slot is one of `arena`'s.
+    pub(crate) fn is_in(&self, arena: &Arena) -> bool {
+        ptr::eq(&*self.arena, arena)
+    }
 
-    /// The slot's word in row 0, carrying the provenance of every row: row
-    /// `i`'s word is `i` × [`STRIDE`](Self::STRIDE) bytes after it. Valid
-    /// for as long as the lease (which keeps the arena, and so the chunk,
-    /// alive).
-    pub(crate) fn first(&self) -> NonNull<AtomicU64> {
+    /// The chunk's row directory (one entry per shard; at least one),
+    /// as a pointer that carries the provenance of every entry: entry `i`
+    /// is `i` entries after it. Valid for as long as the lease (which
+    /// keeps the arena, and so the chunk, alive).
+    pub(crate) fn rows(&self) -> NonNull<AtomicPtr<Row>> {
         // The chunk stays installed until the arena drops, and the lease
-        // keeps the arena alive.
+        // keeps the arena alive. The pointer is taken from the whole
+        // directory, not from `&rows[0]` (that reference's provenance
+        // covers only entry 0: Stacked Borrows forbids reaching entry 1
+        // through it).
         let rows = &self.arena.chunk(self.chunk).expect("leased from it").rows;
-        // The counter reaches row `i`'s word through `first`, so `first` is
-        // taken from the pointer to all the rows, not from
-        // `&rows[0].0[slot]` (that reference's provenance covers only row
-        // 0's word: Stacked Borrows forbids the access to row 1 through it,
-        // as Miri reported).
-        let first = NonNull::from(&**rows).cast::<AtomicU64>();
-        // SAFETY: `Row` is `repr(C)` with its words at offset 0, so the rows
-        // (at least one: the arena's shard count, normalised to ≥ 1) start
-        // with row 0's `SLOTS` words, and `slot < SLOTS`.
-        unsafe { first.add(self.slot) }
+        NonNull::from(&**rows).cast::<AtomicPtr<Row>>()
     }
 }
 

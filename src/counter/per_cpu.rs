@@ -1,6 +1,10 @@
-use super::arena::{Arena, Lease};
+use super::arena::{self, Arena, Lease, Row};
+use super::rseq;
 use super::shards::{self, Extra};
-use crate::primitive::{Arc, AtomicU64, Ordering::Relaxed};
+use crate::primitive::{
+    Arc, AtomicPtr, AtomicU64,
+    Ordering::{Acquire, Relaxed},
+};
 use std::fmt;
 use std::ptr::NonNull;
 
@@ -45,11 +49,8 @@ use std::ptr::NonNull;
 /// ```
 #[derive(Clone)]
 pub struct Counter {
-    /// Shard 0's word.
-    base: NonNull<AtomicU64>,
-    /// Bytes from one shard's word to the next: a padded shard for a
-    /// standalone counter, an arena row for a registry counter.
-    stride: usize,
+    /// Where shard `i`'s word is.
+    words: Words,
     /// Shards − 1 (the count is a power of two).
     mask: usize,
     /// Whether there is a shard for every possible CPU, so increments may
@@ -59,8 +60,26 @@ pub struct Counter {
     per_cpu: bool,
     /// The fallback word and the take baseline, inside `storage`.
     extra: NonNull<Extra>,
-    /// Keeps the words behind `base` and `extra` alive.
+    /// Keeps the words behind `words` and `extra` alive.
     storage: Storage,
+}
+
+/// How a [`Counter`] reaches shard `i`'s word.
+#[derive(Clone, Copy)]
+enum Words {
+    /// A standalone counter: the word `i × stride` bytes after `base`
+    /// (shard 0's word, with the provenance of the whole shard array).
+    Strided {
+        base: NonNull<AtomicU64>,
+        stride: usize,
+    },
+    /// An arena slot: word `slot` of the row that entry `i` of the chunk's
+    /// row directory (`rows`, with the provenance of every entry) points
+    /// to, once that CPU's row is installed; an absent row holds zero.
+    Rows {
+        rows: NonNull<AtomicPtr<Row>>,
+        slot: usize,
+    },
 }
 
 /// A standalone counter's storage.
@@ -72,12 +91,12 @@ struct Padded {
 /// What a [`Counter`]'s words live in.
 #[derive(Clone)]
 enum Storage {
-    /// Its own array of cache-line-padded shards.
-    Padded(Arc<Padded>),
-    /// A slot of a per-CPU arena (8 bytes per shard), given back when the
-    /// last handle drops. Held for that: only the test hook `arena_slot`
-    /// reads it.
-    Arena(#[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))] Arc<Lease>),
+    /// Its own array of cache-line-padded shards (held to keep them alive;
+    /// `words` and `extra` point into it).
+    Padded(#[allow(dead_code)] Arc<Padded>),
+    /// A slot of a per-CPU arena (8 bytes per shard that recorded), given
+    /// back when the last handle drops.
+    Arena(Arc<Lease>),
 }
 
 // SAFETY: a `Counter` only reaches `AtomicU64`s (which are `Sync`) through
@@ -108,8 +127,10 @@ impl Counter {
         // shard 0's word: `shard(i)` reaches shard `i` through it.
         let base = shards::base(&padded.shards);
         Counter {
-            base,
-            stride: std::mem::size_of::<shards::Shard>(),
+            words: Words::Strided {
+                base,
+                stride: std::mem::size_of::<shards::Shard>(),
+            },
             mask: padded.shards.len() - 1,
             per_cpu: shards::covers_every_cpu(padded.shards.len()),
             extra: NonNull::from(&padded.extra),
@@ -118,8 +139,8 @@ impl Counter {
     }
 
     /// A zeroed counter in a slot of `arena` (shard `i` is the slot's word
-    /// in row `i`), or a standalone counter with as many shards once the
-    /// arena is full.
+    /// in row `i`, installed on the first write from CPU `i`), or a
+    /// standalone counter with as many shards once the arena is full.
     pub(crate) fn in_arena(arena: &Arc<Arena>) -> Self {
         let Some(lease) = arena.lease() else {
             return Counter::with_shards(arena.shards());
@@ -127,9 +148,11 @@ impl Counter {
         let shards = arena.shards();
         debug_assert!(shards.is_power_of_two());
         Counter {
-            // Carries the provenance of every row's word, not only row 0's.
-            base: lease.first(),
-            stride: Lease::STRIDE,
+            words: Words::Rows {
+                // Carries the provenance of every directory entry.
+                rows: lease.rows(),
+                slot: lease.position().1,
+            },
             mask: shards - 1,
             per_cpu: shards::covers_every_cpu(shards),
             extra: NonNull::from(&lease.extra),
@@ -161,40 +184,75 @@ impl Counter {
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn shard_values(&self) -> (Vec<u64>, u64) {
         let shards = (0..=self.mask)
-            .map(|i| self.shard(i).load(Relaxed))
+            .map(|i| self.shard(i).map_or(0, |w| w.load(Relaxed)))
             .collect();
         (shards, self.extra().fallback.load(Relaxed))
     }
 
-    /// Bytes of counter storage this handle reaches: shards × stride for a
-    /// standalone counter, shards × 8 bytes for an arena slot (the fallback
+    /// Adds `n` to shard `shard` (masked to the shard count) with a locked
+    /// add, installing its arena row if it has none: as if a thread on that
+    /// CPU had written. For benches and tests that need the rows of CPUs
+    /// the machine does not have (a scrape of 256 written rows on a 2-CPU
+    /// machine); it must not race increments of the same counter. A test
+    /// hook (feature `test-hooks`), not part of the API.
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn add_to_shard(&self, shard: usize, n: u64) {
+        self.shard_or_install(shard & self.mask)
+            .fetch_add(n, Relaxed);
+    }
+
+    /// Bytes of counter storage this handle can reach: shards × stride for
+    /// a standalone counter, shards × 8 bytes for an arena slot, of which
+    /// only the words of CPUs that wrote to its chunk exist (the fallback
     /// word and baseline, 16 bytes, not counted).
     pub fn storage_bytes(&self) -> usize {
-        match self.storage {
-            Storage::Padded(ref padded) => padded.shards.len() * self.stride,
-            Storage::Arena(_) => self.shards() * std::mem::size_of::<u64>(),
+        match self.words {
+            Words::Strided { stride, .. } => self.shards() * stride,
+            Words::Rows { .. } => self.shards() * std::mem::size_of::<u64>(),
         }
     }
 
+    /// Shard `i`'s word, or `None` for an arena row not installed yet
+    /// (which holds zero).
     #[inline]
-    fn shard(&self, i: usize) -> &AtomicU64 {
+    fn shard(&self, i: usize) -> Option<&AtomicU64> {
         debug_assert!(i <= self.mask);
-        // SAFETY: `i <= mask`, and `mask + 1` is the number of shards of
-        // the layout `base` was taken from: the padded array's length, or
-        // the arena's rows (`in_arena` takes `mask` from the same arena
-        // whose chunk `lease.first()` points into, and a chunk has one row
-        // per shard, at least one). Shard `i` of both layouts is the word
-        // `i × stride` bytes after `base`, inside the allocation `storage`
-        // keeps alive (the padded array, or the arena chunk, which lives as
-        // long as the arena the lease holds).
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .cast::<u8>()
-                .add(i * self.stride)
-                .cast::<AtomicU64>()
+        match self.words {
+            // SAFETY: `i <= mask`, and `mask + 1` is the padded array's
+            // length; shard `i` is the word `i × stride` bytes after `base`,
+            // inside the array `storage` keeps alive.
+            Words::Strided { base, stride } => Some(unsafe {
+                &*base
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(i * stride)
+                    .cast::<AtomicU64>()
+            }),
+            Words::Rows { rows, slot } => {
+                arena::installed(self.row_entry(rows, i)).map(|row| row.word(slot))
+            }
         }
+    }
+
+    /// Shard `i`'s word, installing its arena row if it has none yet.
+    #[inline]
+    fn shard_or_install(&self, i: usize) -> &AtomicU64 {
+        match self.words {
+            Words::Strided { .. } => self.shard(i).expect("padded shards all exist"),
+            Words::Rows { rows, slot } => arena::row(self.row_entry(rows, i)).word(slot),
+        }
+    }
+
+    /// Entry `i` of the row directory `rows` (this counter's chunk's).
+    #[inline]
+    fn row_entry(&self, rows: NonNull<AtomicPtr<Row>>, i: usize) -> &AtomicPtr<Row> {
+        debug_assert!(i <= self.mask);
+        // SAFETY: `in_arena` took `rows` from the directory of the chunk
+        // the lease in `storage` is in, which has one entry per shard of
+        // the arena (`mask + 1` of them, from the same arena), and
+        // `i <= mask`; the lease keeps the arena, and so the chunk, alive.
+        unsafe { &*rows.as_ptr().add(i) }
     }
 
     #[inline]
@@ -221,27 +279,102 @@ impl Counter {
     /// fallback word, never to a shard. Elsewhere (no rseq, or fewer shards
     /// than CPUs) it is a relaxed `fetch_add` on the shard of the current
     /// CPU, masked to the shard count.
-    #[inline]
+    #[inline(always)]
     pub fn add(&self, n: u64) {
+        // The common case inline: one restartable sequence. Everything
+        // else (the fallback word, a row to install, locked adds where the
+        // process has no rseq) is out of line, so `inc` stays small enough
+        // to inline into callers.
+        if self.per_cpu && self.add_rseq(n) {
+            return;
+        }
+        self.add_slow(n);
+    }
+
+    /// One restartable-sequence add to the current CPU's word; false
+    /// (nothing written) when it could not commit: the process has no
+    /// rseq, the thread no registration or a CPU past the shards, or (an
+    /// arena slot) the CPU has no row yet. Only for `per_cpu` counters.
+    #[inline(always)]
+    fn add_rseq(&self, n: u64) -> bool {
+        match self.words {
+            Words::Strided { base, stride } => {
+                // SAFETY: shards `0..shards()` are `AtomicU64`s at `base + i
+                // × stride`, kept alive by `storage`. Whether the process
+                // uses rseq is decided once and `per_cpu` at creation, so
+                // while this counter uses rseq, its shards are written only
+                // by rseq sequences (fallbacks go to `extra`), as
+                // `rseq::add` requires.
+                let added = unsafe { rseq::add(base.as_ptr(), stride, self.shards(), n) };
+                added == rseq::Added::Yes
+            }
+            Words::Rows { rows, slot } => {
+                // SAFETY: `rows` is this counter's chunk's directory, with
+                // `shards()` entries (see `row_entry`), each null or an
+                // installed row of `SLOTS` words (> `slot`) that stays
+                // installed while `storage` keeps the arena alive; an entry
+                // changes only from null to a row, by the Release CAS in
+                // `arena::install_row`. While this counter uses rseq
+                // (decided as above) its words are written only by these
+                // sequences (fallbacks go to `extra`), apart from the
+                // lease's zeroing, ordered before the counter was published
+                // (see `counter::arena`).
+                let added = unsafe { rseq::add_row(rows.as_ptr().cast(), slot, self.shards(), n) };
+                added == rseq::RowAdded::Yes
+            }
+        }
+    }
+
+    /// `add` when [`add_rseq`](Self::add_rseq) did not commit (or the
+    /// counter does not use rseq): the fallback word, or the missing row
+    /// installed and the sequence run again, or a locked add where the
+    /// process has no rseq or the counter too few shards.
+    #[cold]
+    #[inline(never)]
+    fn add_slow(&self, n: u64) {
         if self.per_cpu {
-            // SAFETY: shards `0..shards()` are `AtomicU64`s at `base + i ×
-            // stride`, kept alive by `storage`. Whether the process uses rseq
-            // is decided once and `per_cpu` at creation, so while this
-            // counter uses rseq, its shards are written only by rseq
-            // sequences (fallbacks go to `extra`), as `rseq::add` requires.
-            match unsafe { super::rseq::add(self.base.as_ptr(), self.stride, self.shards(), n) } {
-                super::rseq::Added::Yes => return,
-                super::rseq::Added::Fallback => {
-                    // Relaxed: a tally, like the shards.
-                    self.extra().fallback.fetch_add(n, Relaxed);
-                    return;
+            loop {
+                let missing = match self.words {
+                    Words::Strided { base, stride } => {
+                        // SAFETY: as in `add_rseq`.
+                        let added = unsafe { rseq::add(base.as_ptr(), stride, self.shards(), n) };
+                        match added {
+                            rseq::Added::Yes => return,
+                            rseq::Added::Fallback => None,
+                            rseq::Added::Unavailable => break,
+                        }
+                    }
+                    Words::Rows { rows, slot } => {
+                        // SAFETY: as in `add_rseq`.
+                        let added =
+                            unsafe { rseq::add_row(rows.as_ptr().cast(), slot, self.shards(), n) };
+                        match added {
+                            rseq::RowAdded::Yes => return,
+                            rseq::RowAdded::Fallback => None,
+                            rseq::RowAdded::Missing(cpu) => Some((rows, cpu)),
+                            rseq::RowAdded::Unavailable => break,
+                        }
+                    }
+                };
+                match missing {
+                    // The CPU's first write to the chunk: install its row,
+                    // then run the sequence again.
+                    Some((rows, cpu)) => {
+                        arena::row(self.row_entry(rows, cpu as usize));
+                    }
+                    None => {
+                        // No registration of its own, or a CPU past the
+                        // shards: the separate locked word. Relaxed: a
+                        // tally, like the shards.
+                        self.extra().fallback.fetch_add(n, Relaxed);
+                        return;
+                    }
                 }
-                super::rseq::Added::Unavailable => {}
             }
         }
         // Relaxed: a shard is a plain tally; nothing else is published
         // through it.
-        self.shard(crate::cpu::current() & self.mask)
+        self.shard_or_install(crate::cpu::current() & self.mask)
             .fetch_add(n, Relaxed);
     }
 
@@ -250,7 +383,7 @@ impl Counter {
     fn total(&self) -> u64 {
         // Relaxed: the sum is not a snapshot (see the counter module docs).
         (0..=self.mask).fold(self.extra().fallback.load(Relaxed), |acc, i| {
-            acc.wrapping_add(self.shard(i).load(Relaxed))
+            acc.wrapping_add(self.shard(i).map_or(0, |w| w.load(Relaxed)))
         })
     }
 
@@ -258,6 +391,30 @@ impl Counter {
     /// wrapping sum of the shards, less what was taken.
     pub fn get(&self) -> u64 {
         shards::get_by_baseline(&self.extra().baseline, || self.total())
+    }
+
+    /// The count as [`get`](Self::get) reports it, with the slot's words
+    /// read from `totals`, the row sums of `arena` ([`Arena::sum_rows`],
+    /// taken while this counter already held its slot), when the counter is
+    /// a slot of `arena` that was never taken from; otherwise `get`.
+    ///
+    /// The fallback word is read now. A counter with a baseline reads its
+    /// words now too: a take that ran after the sums would have claimed
+    /// more than they hold, and the difference would wrap.
+    pub(crate) fn get_summed(&self, arena: &Arena, totals: &[u64]) -> u64 {
+        let Storage::Arena(lease) = &self.storage else {
+            return self.get();
+        };
+        let (chunk, slot) = lease.position();
+        let summed = totals.get(chunk * arena::SLOTS + slot);
+        match summed {
+            // Acquire pairs with the Release CAS of a take, as in `get`; a
+            // zero baseline means no take has claimed anything yet.
+            Some(&total) if lease.is_in(arena) && self.extra().baseline.load(Acquire) == 0 => {
+                total.wrapping_add(self.extra().fallback.load(Relaxed))
+            }
+            _ => self.get(),
+        }
     }
 
     /// Returns the count and resets it to zero; no racing increment is lost

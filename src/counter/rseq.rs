@@ -42,7 +42,7 @@
 //! `tests/rseq_stress.rs` checks it instead (invariants RS1–RS3 in
 //! `papers/invariants.md`).
 
-use crate::primitive::{AtomicU16, AtomicU64};
+use crate::primitive::{AtomicPtr, AtomicU16, AtomicU64};
 
 /// Whether this process increments with rseq: glibc registered an rseq
 /// area for its threads (decided once per process). Even then, a thread
@@ -86,11 +86,7 @@ pub(crate) enum Added {
 /// provenance of every slot (derived from the whole allocation, as
 /// `shards::base` does, not from a reference to one word). While the
 /// process uses rseq no one may write those words except through this
-/// function (readers use atomic loads; a fallback goes to a separate word),
-/// with one exception that is ordered before any sequence on them: an arena
-/// slot is zeroed on every row by the thread that leases it, after the last
-/// handle of its previous counter dropped (Release) and before the new
-/// counter is published (see `counter::arena`).
+/// function (readers use atomic loads; a fallback goes to a separate word).
 #[inline]
 pub(crate) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n: u64) -> Added {
     let Some(area) = imp::area() else {
@@ -102,6 +98,63 @@ pub(crate) unsafe fn add(first: *const AtomicU64, stride: usize, slots: usize, n
         Added::Yes
     } else {
         Added::Fallback
+    }
+}
+
+/// What [`add_row`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowAdded {
+    /// Added to the current CPU's row.
+    Yes,
+    /// The process uses rseq, but not this call (no registration of its
+    /// own, or a CPU not below the row count): add to the fallback word.
+    Fallback,
+    /// The current CPU (this one) has no row installed yet: install it and
+    /// call again.
+    Missing(u32),
+    /// The process does not use rseq: use locked per-CPU adds.
+    Unavailable,
+}
+
+/// Adds `n` to word `slot` of the current CPU's row, where the row of CPU
+/// `i` is what entry `i` of the directory `rows` points to, for CPUs below
+/// `count`: the arena's lazily installed rows. The directory entry is read
+/// inside the sequence, after the CPU, so the word written is always the
+/// running CPU's; a null entry ends the sequence without writing.
+///
+/// # Safety
+///
+/// `rows` must point to `count` pointer-sized entries (an arena chunk's
+/// row directory, as a pointer with the provenance of all of them), each
+/// null or the address of an installed row — 8-byte aligned `AtomicU64`s,
+/// more than `slot` of them — that stays installed (and valid) for the
+/// call; an entry only ever changes from null to a row, published with a
+/// Release store (x86_64 loads are Acquire, so the row's initialisation is
+/// seen). While the process uses rseq no one may write word `slot` of a
+/// row except through this function, apart from the exception described
+/// at [`add_on`] (an arena slot zeroed when leased).
+#[inline]
+pub(crate) unsafe fn add_row(
+    rows: *const AtomicPtr<u8>,
+    slot: usize,
+    count: usize,
+    n: u64,
+) -> RowAdded {
+    let Some(area) = imp::area() else {
+        return RowAdded::Unavailable;
+    };
+    // SAFETY: `area` is the calling thread's registered area; the rest is
+    // the forwarded contract.
+    match unsafe { imp::add_row(area, rows, slot, count, n) } {
+        1 => RowAdded::Yes,
+        r => {
+            let cpu = r.wrapping_sub(2);
+            if cpu < count {
+                RowAdded::Missing(cpu as u32)
+            } else {
+                RowAdded::Fallback
+            }
+        }
     }
 }
 
@@ -184,7 +237,11 @@ pub(crate) enum OnCpu {
 /// thread, which would match such a thread's `cpu_id` with no kernel
 /// protection); `word` must be an 8-byte aligned `AtomicU64` valid for the
 /// call that, while the process uses rseq, nothing writes except sequences
-/// on `cpu` (readers use atomic loads).
+/// on `cpu` (readers use atomic loads), with one exception ordered before
+/// any sequence on it: an arena slot's words are zeroed by the thread that
+/// leases the slot, after the last handle of its previous counter dropped
+/// (Release) and before the new counter is published (see
+/// `counter::arena`).
 #[inline]
 pub(crate) unsafe fn add_on(area: Area, cpu: u32, word: *const AtomicU64, n: u64) -> bool {
     debug_assert!(cpu < 1 << 31, "not a CPU id: {cpu}");
@@ -246,7 +303,7 @@ pub fn set_unarmed_for_tests(unarmed: bool) {
 mod imp {
     use crate::cpu::rseq::LazyOffset;
     use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
-    use crate::primitive::{AtomicU16, AtomicU64};
+    use crate::primitive::{AtomicPtr, AtomicU16, AtomicU64};
 
     /// The stress build's delay between load and commit: a `pause` loop
     /// (uses `{ok}` as its counter, which is written afterwards anyway).
@@ -395,6 +452,68 @@ mod imp {
                 ".popsection\n",
             )
         };
+    }
+
+    /// See [`super::add_row`]; `area` from [`area`]. Returns 1 when the
+    /// add committed, else 2 + the CPU read (a CPU at or past `count`:
+    /// the fallback; below it: its row is missing).
+    #[inline]
+    pub(super) unsafe fn add_row(
+        area: *mut u8,
+        rows: *const AtomicPtr<u8>,
+        slot: usize,
+        count: usize,
+        n: u64,
+    ) -> usize {
+        let ok: usize;
+        // SAFETY: `area` is the calling thread's registered `struct rseq`
+        // (`cpu_id` at +4, `rseq_cs` at +8), the descriptor static data in
+        // `__rseq_cs` as in `add`. Inside the critical section (`4:` to the
+        // commit) the CPU is read, bounds-checked against `count`, and its
+        // directory entry loaded (`rows` has `count` entries, per the
+        // caller's contract); a null entry leaves without writing. The
+        // word written is `slot` of that CPU's installed row, valid per
+        // the contract, and written only by threads running on that CPU
+        // inside this sequence, which the kernel restarts (re-reading the
+        // CPU and the entry) on preemption, migration or signal delivery
+        // before the commit (the final store).
+        unsafe {
+            core::arch::asm!(
+                sequence!(
+                    "2:",
+                    arm!(true),
+                    "4:",
+                    "mov {cpu:e}, dword ptr [{area} + 4]",
+                    "cmp {cpu}, {count}",
+                    "jae 7f",
+                    "mov {row}, qword ptr [{rows} + 8 * {cpu}]",
+                    "test {row}, {row}",
+                    "jz 7f",
+                    "mov {tmp}, qword ptr [{row} + 8 * {slot}]",
+                    widen!(),
+                    "add {tmp}, {n}",
+                    "mov qword ptr [{row} + 8 * {slot}], {tmp}",
+                    "5:",
+                    "mov {ok:e}, 1",
+                    "jmp 8f",
+                    "7:",
+                    "lea {ok}, [{cpu} + 2]",
+                    "8:",
+                ),
+                area = in(reg) area,
+                rows = in(reg) rows,
+                slot = in(reg) slot,
+                count = in(reg) count,
+                n = in(reg) n,
+                aborts = in(reg) ABORTS.as_ptr(),
+                tmp = out(reg) _,
+                cpu = out(reg) _,
+                row = out(reg) _,
+                ok = out(reg) ok,
+                options(nostack),
+            );
+        }
+        ok
     }
 
     /// See [`super::add_on`]; `area` from [`area`].
@@ -567,7 +686,7 @@ mod imp {
 mod imp {
     #[cfg(any(test, feature = "test-hooks"))]
     use crate::primitive::std_only::AtomicU64 as StdAtomicU64;
-    use crate::primitive::{AtomicU16, AtomicU64};
+    use crate::primitive::{AtomicPtr, AtomicU16, AtomicU64};
 
     /// Never counted here.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -586,6 +705,17 @@ mod imp {
     #[cfg(all(metricz_stress, feature = "test-hooks"))]
     pub(super) unsafe fn unarmed_add(_: *const AtomicU64, _: usize, _: usize, _: u64) -> bool {
         false
+    }
+
+    // No area: `super::add_row` returns before calling it.
+    pub(super) unsafe fn add_row(
+        _: *mut u8,
+        _: *const AtomicPtr<u8>,
+        _: usize,
+        _: usize,
+        _: u64,
+    ) -> usize {
+        unreachable!("no rseq area in this build")
     }
 
     // No `Area` exists in these builds (`area` is `None`), so the two

@@ -59,10 +59,11 @@
 
 use super::buckets::{scaled, Buckets, ExportOptions, NativeSettings};
 use super::error::{MetricKind, OVERFLOW_LABEL};
-use super::family::{Family, Metric};
+use super::family::{Family, Metric, SortedList};
 use super::stored::AnyFamily;
+use crate::counter::arena::Arena;
 use crate::primitive::Arc;
-use crate::{Histogram, Snapshot};
+use crate::{Counter, Histogram, Snapshot};
 use std::fmt;
 
 /// The name of the family that reports overflowed lookups.
@@ -70,11 +71,26 @@ pub const OVERFLOW_FAMILY: &str = "metricz_cardinality_overflow_total";
 const OVERFLOW_HELP: &str = "Lookups of new label values routed to a family's overflow series.";
 const OVERFLOW_FAMILY_LABEL: &str = "family";
 
-/// Buffers a walk reuses: the family list and bucket thresholds and counts.
-#[derive(Debug, Default)]
+/// Buffers a walk reuses: the family list, bucket thresholds and counts,
+/// and the counter families' series lists with their arena's row sums.
+#[derive(Default)]
 pub(crate) struct Scratch {
     families: Vec<AnyFamily>,
     buckets: Buckets,
+    /// The sorted series list of each counter family of `families`, in
+    /// order, taken before the arena's rows are summed.
+    counters: Vec<Arc<SortedList<Counter>>>,
+    /// The registry arena's row sums ([`Arena::sum_rows`]).
+    totals: Vec<u64>,
+}
+
+impl fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scratch")
+            .field("families", &self.families.len())
+            .field("totals", &self.totals.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scratch {
@@ -84,25 +100,59 @@ impl Scratch {
     }
 }
 
+/// How a walk reads one counter family: its series list, and the row sums
+/// of the registry's arena.
+#[derive(Clone, Copy)]
+struct CounterRead<'a> {
+    list: &'a SortedList<Counter>,
+    arena: &'a Arena,
+    totals: &'a [u64],
+}
+
 /// Walks the families copied into `scratch` (see [`Scratch::families`]),
 /// then the overflow report; drops the copied handles after, so a family
 /// removed meanwhile is not kept alive by the scratch.
+///
+/// Counter values stream: the counter families' series lists are taken
+/// first, then `arena`'s rows are summed once, page by page, into
+/// per-slot totals ([`Arena::sum_rows`]), and each series reads its total
+/// ([`Counter::get_summed`]) instead of gathering one word from each of
+/// the arena's rows. The lists are taken before the sums so that every
+/// listed counter held its slot when the rows were read: a slot leased
+/// after the sums could still show its previous holder's count there.
 pub(super) fn walk<E>(
     scratch: &mut Scratch,
+    arena: &Arena,
     mut f: impl FnMut(&mut FamilyView<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let result = walk_families(&scratch.families, &mut scratch.buckets, &mut f);
+    for family in &scratch.families {
+        if let AnyFamily::Counter(fam) = family {
+            scratch.counters.push(fam.sorted());
+        }
+    }
+    if !scratch.counters.is_empty() {
+        arena.sum_rows(&mut scratch.totals);
+    }
+    let result = walk_families(scratch, arena, &mut f);
     scratch.families.clear();
+    scratch.counters.clear();
     result
 }
 
 fn walk_families<E>(
-    families: &[AnyFamily],
-    buckets: &mut Buckets,
+    scratch: &mut Scratch,
+    arena: &Arena,
     f: &mut impl FnMut(&mut FamilyView<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
+    let Scratch {
+        families,
+        buckets,
+        counters,
+        totals,
+    } = scratch;
+    let mut lists = counters.iter();
     let mut any_overflow = false;
-    for family in families {
+    for family in families.iter() {
         let export = match family {
             AnyFamily::Histogram(fam) => Some(fam.export_options()),
             AnyFamily::Timer(fam) => Some(fam.export_options()),
@@ -111,10 +161,19 @@ fn walk_families<E>(
         if let Some(export) = &export {
             buckets.prepare(export);
         }
+        let counter = match family {
+            AnyFamily::Counter(_) => Some(CounterRead {
+                list: lists.next().expect("one list per counter family"),
+                arena,
+                totals,
+            }),
+            _ => None,
+        };
         any_overflow |= family.overflowed() > 0;
         f(&mut FamilyView {
             source: Source::Family(family),
             export,
+            counter,
             buckets,
         })?;
     }
@@ -122,6 +181,7 @@ fn walk_families<E>(
         f(&mut FamilyView {
             source: Source::Overflow(families),
             export: None,
+            counter: None,
             buckets,
         })?;
     }
@@ -133,6 +193,8 @@ pub struct FamilyView<'a> {
     source: Source<'a>,
     /// Histograms and timers: how they are exported.
     export: Option<ExportOptions>,
+    /// Counters: the series list and row sums the walk reads.
+    counter: Option<CounterRead<'a>>,
     buckets: &'a mut Buckets,
 }
 
@@ -231,12 +293,19 @@ impl<'a> FamilyView<'a> {
     ) -> Result<(), E> {
         let buckets = &mut *self.buckets;
         match self.source {
-            Source::Family(AnyFamily::Counter(fam)) => series(fam, |labels, c| {
-                f(SeriesView {
-                    labels,
-                    value: Value::Counter(c.get()),
+            Source::Family(AnyFamily::Counter(fam)) => {
+                let read = self.counter.expect("set for counters");
+                let names = fam.label_names();
+                fam.visit(read.list, |values, c| {
+                    f(SeriesView {
+                        labels: match values {
+                            Some(values) => Labels::Series { names, values },
+                            None => Labels::Overflow,
+                        },
+                        value: Value::Counter(c.get_summed(read.arena, read.totals)),
+                    })
                 })
-            }),
+            }
             Source::Family(AnyFamily::Gauge(fam)) => series(fam, |labels, g| {
                 f(SeriesView {
                     labels,

@@ -101,11 +101,22 @@ impl Registry {
         }
     }
 
-    /// Bytes of counter storage in the registry's per-CPU arena: 8 bytes
-    /// per shard per slot, in chunks of 512 slots (a page per shard), plus
+    /// Bytes of counter storage in the registry's per-CPU arena: chunks of
+    /// 512 slots, each with a directory of one pointer per shard and a 4 KiB
+    /// row (8 bytes per slot) for each CPU that has written to the chunk —
+    /// rows follow the CPUs that record, not the shard count — plus
     /// nothing per series beyond its slot.
     pub fn counter_arena_bytes(&self) -> usize {
         self.inner.arena.bytes()
+    }
+
+    /// `(chunks, rows)`: the arena chunks installed, and the per-CPU rows
+    /// installed in them (a row appears on the first write from its CPU).
+    /// A test hook (feature `test-hooks`), not part of the API.
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn counter_arena_rows(&self) -> (usize, usize) {
+        self.inner.arena.installed()
     }
 
     fn family<M: Stored>(
@@ -380,7 +391,7 @@ impl Registry {
         };
         let scratch = guard.as_deref_mut().unwrap_or(&mut fresh);
         self.copy_families_into(scratch.families());
-        collect::walk(scratch, f)
+        collect::walk(scratch, &self.inner.arena, f)
     }
 }
 

@@ -116,7 +116,7 @@ pub(super) struct Common<'a> {
 }
 
 /// Series by label values: each one's shared label values and metric.
-type SortedList<M> = Vec<(Arc<[Box<str>]>, M)>;
+pub(super) type SortedList<M> = Vec<(Arc<[Box<str>]>, M)>;
 
 struct Sorted<M> {
     version: Option<(u64, usize)>,
@@ -477,8 +477,19 @@ impl<M: Metric> Family<M> {
     #[inline]
     pub(super) fn try_visit_sorted<E>(
         &self,
-        mut f: impl FnMut(Option<&Arc<[Box<str>]>>, &M) -> Result<(), E>,
+        f: impl FnMut(Option<&Arc<[Box<str>]>>, &M) -> Result<(), E>,
     ) -> Result<(), E>
+    where
+        M: Clone,
+    {
+        self.visit(&self.sorted(), f)
+    }
+
+    /// The family's series sorted by label values, shared: the list kept
+    /// between calls, rebuilt first if series were inserted or removed
+    /// since (see [`try_visit_sorted`](Self::try_visit_sorted)). Holding it
+    /// holds every listed metric (and a counter's arena slot).
+    pub(super) fn sorted(&self) -> Arc<SortedList<M>>
     where
         M: Clone,
     {
@@ -487,33 +498,39 @@ impl<M: Metric> Family<M> {
         // the closures: a closure may start another walk, write to a slow
         // sink or take its own locks without holding up (or deadlocking
         // with) other walks of this family.
-        let series = {
-            let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
-            let guard = inner.map.pin();
-            let version = inner.map.version(&guard);
-            if sorted.version != Some(version) {
-                // In place when no walk still reads the old list (no
-                // allocation once warm), else into a new one.
-                if Arc::get_mut(&mut sorted.series).is_none() {
-                    sorted.series = Arc::new(Vec::with_capacity(sorted.series.len()));
-                }
-                if let Some(list) = Arc::get_mut(&mut sorted.series) {
-                    list.clear();
-                    inner.map.for_each(&guard, |node| {
-                        list.push((Arc::clone(node.labels_arc()), node.value.clone()));
-                    });
-                    list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                    sorted.version = Some(version);
-                }
+        let mut sorted = inner.sorted.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = inner.map.pin();
+        let version = inner.map.version(&guard);
+        if sorted.version != Some(version) {
+            // In place when no walk still reads the old list (no
+            // allocation once warm), else into a new one.
+            if Arc::get_mut(&mut sorted.series).is_none() {
+                sorted.series = Arc::new(Vec::with_capacity(sorted.series.len()));
             }
-            Arc::clone(&sorted.series)
-        };
+            if let Some(list) = Arc::get_mut(&mut sorted.series) {
+                list.clear();
+                inner.map.for_each(&guard, |node| {
+                    list.push((Arc::clone(node.labels_arc()), node.value.clone()));
+                });
+                list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                sorted.version = Some(version);
+            }
+        }
+        Arc::clone(&sorted.series)
+    }
+
+    /// Calls `f` with each series of `series` (from [`sorted`](Self::sorted)),
+    /// then with the overflow series (`None` labels) if it was used.
+    pub(super) fn visit<E>(
+        &self,
+        series: &SortedList<M>,
+        mut f: impl FnMut(Option<&Arc<[Box<str>]>>, &M) -> Result<(), E>,
+    ) -> Result<(), E> {
         for (labels, metric) in series.iter() {
             f(Some(labels), metric)?;
         }
-        drop(series);
         if self.overflowed() > 0 {
-            f(None, &inner.overflow)?;
+            f(None, &self.inner.overflow)?;
         }
         Ok(())
     }

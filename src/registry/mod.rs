@@ -27,13 +27,18 @@
 //! Every counter series of a registry (labelled or not, and each family's
 //! overflow series) is a [`Counter`](crate::Counter) whose words live in the registry's
 //! per-CPU arena: chunks of `[cpu][slot]` rows, one page-aligned 4 KiB row
-//! of 512 slots per shard, so a series costs 8 bytes per shard instead of a
-//! 128-byte padded shard, and two CPUs never write one cache line. 10 000
-//! series at 64 shards take 5 MiB ([`Registry::counter_arena_bytes`]). A
-//! slot goes back to the arena when the last handle to its counter is
-//! dropped; for a removed series that is after the epoch collector has
-//! reclaimed its node, so a slot is never handed out while a reader can
-//! still reach its old series (M7). The shard count is set with
+//! of 512 slots per CPU, so a series costs 8 bytes per CPU instead of a
+//! 128-byte padded shard, and two CPUs never write one cache line. A
+//! chunk's row for a CPU is installed on that CPU's first write to the
+//! chunk, so memory and scrape work follow the CPUs that record, not the
+//! shard count: 10 000 series at 256 shards written from 2 CPUs take
+//! 20 chunks × (2 rows + a 2 KiB row directory) ≈ 200 KiB
+//! ([`Registry::counter_arena_bytes`]). A collection walk sums each
+//! chunk's installed rows page by page and reads series values from those
+//! sums (A1, A2). A slot goes back to the arena when the last handle to
+//! its counter is dropped; for a removed series that is after the epoch
+//! collector has reclaimed its node, so a slot is never handed out while a
+//! reader can still reach its old series (M7). The shard count is set with
 //! [`RegistryBuilder::shards`].
 //!
 //! # Bounds
