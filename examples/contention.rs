@@ -1411,6 +1411,7 @@ mod tests {
         // shard; the arena: 20 chunks of 512 slots x shards x one 4 KiB row.
         let shard =
             std::mem::size_of::<crossbeam_utils::CachePadded<std::sync::atomic::AtomicU64>>();
+        let header = (16 + 8 * shard).next_multiple_of(shard);
         let memory = std::fs::read_to_string(out.join("registry-memory.csv")).expect("memory csv");
         let rows: Vec<Vec<&str>> = memory
             .lines()
@@ -1431,18 +1432,19 @@ mod tests {
             assert_eq!(standalone[3], (10_000 * shards * shard).to_string());
             let arena = find(format!("registry arena ({shards} shards; 2 CPUs)"));
             assert_eq!(arena[1], "10000", "every series created");
-            // 20 chunks, each with its directory and header (bitmap,
-            // directory pointer) and the two rows written.
+            // 20 chunks, each with its directory and header (a bitmap of 8
+            // words each padded to a line, the directory pointer: 1 152
+            // bytes on x86_64) and the two rows written.
             assert_eq!(
                 arena[3],
-                (10_000usize.div_ceil(512) * (2 * 4096 + shards * 8 + 80)).to_string()
+                (10_000usize.div_ceil(512) * (2 * 4096 + shards * 8 + header)).to_string()
             );
         }
         let all = rows
             .iter()
             .find(|r| r[0] == "registry arena (256 shards; 256 CPUs)")
             .expect("the 256-CPU row");
-        assert_eq!(all[3], (20 * (256 * 4096 + 256 * 8 + 80)).to_string());
+        assert_eq!(all[3], (20 * (256 * 4096 + 256 * 8 + header)).to_string());
 
         // The facade: three workloads through each recorder, every final
         // value checked by the run; bytes for the histogram curves only.

@@ -21,8 +21,12 @@ const SLOTS: usize = 512;
 const ROW: usize = 4096;
 
 /// A chunk's fixed part: its row directory's pointer and length (16 bytes)
-/// and its slot bitmap (512 bits).
-const CHUNK_HEADER: usize = 16 + SLOTS / 8;
+/// and its slot bitmap (8 words of 512 bits, each padded to its own cache
+/// line, as `CachePadded` pads), rounded up to that alignment.
+const CHUNK_HEADER: usize = {
+    let line = std::mem::size_of::<crossbeam_utils::CachePadded<u64>>();
+    (16 + 8 * line).next_multiple_of(line)
+};
 
 /// The registry's installed arena chunks, after checking that its arena
 /// bytes are exactly those chunks (each a directory of `shards` row

@@ -222,3 +222,39 @@ fn a_walk_inside_a_walk_neither_deadlocks_nor_blocks() {
         .unwrap();
     });
 }
+
+/// A walk whose closure panics (caught, as an HTTP handler or a task
+/// would) leaves nothing behind for the next walk: each counter family is
+/// read from its own series list, with its own values. (The walk used to
+/// keep the counter families' lists of a walk that did not finish, and
+/// the next walk paired every family with the list before it: another
+/// family's series under the wrong name.)
+#[test]
+fn a_walk_after_a_panicking_closure_reads_every_family_right() {
+    let reg = Registry::new();
+    let a = reg.counter_vec("a_total", "A.", &["x"]).unwrap();
+    let b = reg.counter_vec("b_total", "B.", &["y", "z"]).unwrap();
+    a.with(&["2"]).unwrap().add(22);
+    b.with(&["9", "8"]).unwrap().add(98);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reg.collect(|_| -> Result<(), ()> { panic!("a closure that panics") })
+    }));
+    assert!(panicked.is_err());
+    // A family that sorts first, so every family moves one place.
+    let first = reg.counter_vec("_a_total", "First.", &["w"]).unwrap();
+    first.with(&["1"]).unwrap().add(11);
+    for _ in 0..2 {
+        let mut text = String::new();
+        reg.encode_prometheus(&mut text).unwrap();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "_a_total{w=\"1\"} 11",
+                "a_total{x=\"2\"} 22",
+                "b_total{y=\"9\",z=\"8\"} 98"
+            ],
+            "{text}"
+        );
+    }
+}

@@ -253,11 +253,13 @@ fn rseq_increments_lose_nothing_under_preemption_migration_and_signals() {
 }
 
 /// RS1' + RS2': the same for a registry counter, whose words are arena
-/// rows installed per CPU: each increment finds its CPU's row, then a
-/// sequence that commits only on that CPU (a thread moved in between
-/// finds the new CPU's row and tries again). Every CPU's row is installed
-/// first (installing allocates, which a signal handler must not). Reads
-/// alternate between `get` and the collection walk's streamed row sums.
+/// rows installed per CPU: one sequence reads the CPU, then that CPU's
+/// entry of the chunk's row directory, and commits the add to the slot's
+/// word in that row (a restart re-reads both); a CPU without a row leaves
+/// the sequence, installs it and runs it again. Every CPU's row is
+/// installed first (installing allocates, which a signal handler must
+/// not). Reads alternate between `get` and the collection walk's streamed
+/// row sums.
 #[test]
 fn rseq_arena_increments_lose_nothing_under_preemption_migration_and_signals() {
     let _serial = serial();

@@ -97,31 +97,50 @@ impl Row {
 }
 
 /// The row an entry of a chunk's row directory points to, if installed.
+///
+/// # Safety
+///
+/// `entry` must be an entry of a chunk's row directory (`Chunk::rows`, or
+/// reached through [`Lease::rows`]): null, or a row installed by
+/// `install_row` that lives as long as the chunk the borrow comes from.
 #[inline]
-pub(crate) fn installed(entry: &AtomicPtr<Row>) -> Option<&Row> {
+pub(crate) unsafe fn installed(entry: &AtomicPtr<Row>) -> Option<&Row> {
     // Acquire pairs with the AcqRel install in `install_row`: the row's
     // zeros are written before it is seen.
     let p = entry.load(Acquire);
-    // SAFETY: a non-null entry points to a row installed by `install_row`
-    // from `Box::into_raw`, freed only when its chunk drops (`Chunk`'s
-    // `Drop`, with `&mut`), and the caller's `&AtomicPtr` borrows the
-    // chunk.
+    // SAFETY: per the contract, a non-null entry points to a row installed
+    // by `install_row` from `Box::into_raw`, freed only when its chunk
+    // drops (`Chunk`'s `Drop`, with `&mut`), and the caller's borrow of the
+    // entry borrows the chunk.
     unsafe { p.as_ref() }
 }
 
 /// The row of a directory entry, installing a zeroed one if there is none
-/// yet (the first write from that CPU to the chunk).
+/// yet (the first write from that CPU to the chunk). Installing allocates
+/// a row (4 KiB).
+///
+/// # Safety
+///
+/// As [`installed`].
 #[inline]
-pub(crate) fn row(entry: &AtomicPtr<Row>) -> &Row {
-    match installed(entry) {
+pub(crate) unsafe fn row(entry: &AtomicPtr<Row>) -> &Row {
+    // SAFETY: forwarded contract.
+    match unsafe { installed(entry) } {
         Some(row) => row,
-        None => install_row(entry),
+        // SAFETY: forwarded contract.
+        None => unsafe { install_row(entry) },
     }
 }
 
+/// Installs a zeroed row at `entry`, or returns the one a racing thread
+/// installed first.
+///
+/// # Safety
+///
+/// As [`installed`].
 #[cold]
 #[inline(never)]
-fn install_row(entry: &AtomicPtr<Row>) -> &Row {
+unsafe fn install_row(entry: &AtomicPtr<Row>) -> &Row {
     let fresh = Box::into_raw(Row::new());
     // Release publishes the zeroed row (pairs with the Acquire in
     // `installed`); Acquire on failure pairs with the winner's Release.
@@ -132,24 +151,41 @@ fn install_row(entry: &AtomicPtr<Row>) -> &Row {
         Err(winner) => {
             // SAFETY: `fresh` was never shared.
             drop(unsafe { Box::from_raw(fresh) });
-            // SAFETY: as in `installed`.
+            // SAFETY: the winner's row, installed as above; the contract
+            // keeps it alive for the borrow.
             unsafe { &*winner }
         }
+    }
+}
+
+/// The bitmap word the calling thread's slot search starts at: its CPU's.
+/// (One word under loom: no CPU read, which would add modelled operations
+/// to every lease.)
+#[allow(clippy::modulo_one, reason = "one bitmap word under loom")]
+fn home_word() -> usize {
+    if WORDS > 1 {
+        crate::cpu::current() % WORDS
+    } else {
+        0
     }
 }
 
 struct Chunk {
     /// One entry per shard: that CPU's row, null until its first write.
     rows: Box<[AtomicPtr<Row>]>,
-    /// Bit `i` of word `w` is set while slot `64 w + i` is leased.
-    used: [AtomicU64; WORDS],
+    /// Bit `i` of word `w` is set while slot `64 w + i` is leased. Each
+    /// word on its own cache line, and each thread starts its search at
+    /// the word of its CPU: threads creating series at once CAS different
+    /// lines, and their slots' words in every row are on different lines
+    /// too (64 slots × 8 bytes = 512 bytes per word).
+    used: [CachePadded<AtomicU64>; WORDS],
 }
 
 impl Chunk {
     fn new(rows: usize) -> Box<Self> {
         Box::new(Chunk {
             rows: (0..rows).map(|_| AtomicPtr::new(ptr::null_mut())).collect(),
-            used: std::array::from_fn(|_| AtomicU64::new(0)),
+            used: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
         })
     }
 
@@ -163,9 +199,11 @@ impl Chunk {
         }
     }
 
-    /// Takes a free slot of this chunk, if any.
-    fn take_slot(&self) -> Option<usize> {
-        for (w, word) in self.used.iter().enumerate() {
+    /// Takes a free slot of this chunk, if any, searching the bitmap from
+    /// word `home` on (wrapping).
+    fn take_slot(&self, home: usize) -> Option<usize> {
+        for w in (home..WORDS).chain(0..home) {
+            let word = &self.used[w];
             let mut current = word.load(Relaxed);
             loop {
                 let free = !current & Self::valid(w);
@@ -188,7 +226,10 @@ impl Chunk {
 
     /// Installed rows.
     fn installed_rows(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter().filter_map(installed)
+        // SAFETY: entries of this chunk's own directory.
+        self.rows
+            .iter()
+            .filter_map(|entry| unsafe { installed(entry) })
     }
 }
 
@@ -242,8 +283,12 @@ impl Arena {
             .installed_rows()
         {
             // Relaxed: no one else holds this slot; the counter is
-            // published to other threads by whoever shares it. A row
-            // installed after this loop passed it is all zeros.
+            // published to other threads by whoever shares it. Every row
+            // an earlier holder of the slot wrote is seen here: it wrote
+            // only after loading the row's entry as installed, and before
+            // its last handle's Release in `release`, which the Acquire
+            // CAS in `take_slot` pairs with. A row installed later (or
+            // after this loop passed its entry) is all zeros.
             row.word(slot).store(0, Relaxed);
         }
         Some(Arc::new(Lease {
@@ -325,8 +370,10 @@ impl Arena {
         // chunk, from the hint on and then before it; only when all are
         // full, install a new chunk (a stale hint must not grow the arena
         // while earlier chunks have room).
+        // Threads on different CPUs search from different bitmap words.
+        let home = home_word();
         let take = |i: usize| {
-            let slot = self.chunk(i)?.take_slot()?;
+            let slot = self.chunk(i)?.take_slot(home)?;
             self.set_hint(hint, i);
             Some((i, slot))
         };
@@ -343,7 +390,7 @@ impl Arena {
                 Some(chunk) => chunk,
                 None => self.install(i),
             };
-            if let Some(slot) = chunk.take_slot() {
+            if let Some(slot) = chunk.take_slot(home) {
                 self.set_hint(hint, i);
                 return Some((i, slot));
             }

@@ -100,11 +100,13 @@ enum Storage {
 }
 
 // SAFETY: a `Counter` only reaches `AtomicU64`s (which are `Sync`) through
-// `base` and `extra`, and `storage` (itself `Send + Sync`) keeps them alive
-// for as long as the counter exists.
+// `words` (a padded shard array, or an arena chunk's row directory, whose
+// entries are `AtomicPtr`s, and the rows they point to) and `extra`, and
+// `storage` (itself `Send + Sync`) keeps all of them alive for as long as
+// the counter exists.
 unsafe impl Send for Counter {}
 // SAFETY: as for `Send`; every access is atomic (or an rseq commit, see
-// `add`).
+// `add`; a row is installed by CAS).
 unsafe impl Sync for Counter {}
 
 impl Counter {
@@ -230,7 +232,8 @@ impl Counter {
                     .cast::<AtomicU64>()
             }),
             Words::Rows { rows, slot } => {
-                arena::installed(self.row_entry(rows, i)).map(|row| row.word(slot))
+                // SAFETY: an entry of this counter's chunk's directory.
+                unsafe { arena::installed(self.row_entry(rows, i)) }.map(|row| row.word(slot))
             }
         }
     }
@@ -240,7 +243,10 @@ impl Counter {
     fn shard_or_install(&self, i: usize) -> &AtomicU64 {
         match self.words {
             Words::Strided { .. } => self.shard(i).expect("padded shards all exist"),
-            Words::Rows { rows, slot } => arena::row(self.row_entry(rows, i)).word(slot),
+            Words::Rows { rows, slot } => {
+                // SAFETY: an entry of this counter's chunk's directory.
+                unsafe { arena::row(self.row_entry(rows, i)) }.word(slot)
+            }
         }
     }
 
@@ -279,6 +285,13 @@ impl Counter {
     /// fallback word, never to a shard. Elsewhere (no rseq, or fewer shards
     /// than CPUs) it is a relaxed `fetch_add` on the shard of the current
     /// CPU, masked to the shard count.
+    ///
+    /// A registry counter's first increment from a CPU to its arena chunk
+    /// (512 series share one) allocates that CPU's 4 KiB row; every later
+    /// one allocates nothing. So an increment from a signal handler, where
+    /// allocating is not allowed, is safe only on a CPU that has already
+    /// written to the chunk (or on a standalone counter, which never
+    /// allocates).
     #[inline(always)]
     pub fn add(&self, n: u64) {
         // The common case inline: one restartable sequence. Everything
@@ -360,7 +373,9 @@ impl Counter {
                     // The CPU's first write to the chunk: install its row,
                     // then run the sequence again.
                     Some((rows, cpu)) => {
-                        arena::row(self.row_entry(rows, cpu as usize));
+                        // SAFETY: an entry of this counter's chunk's
+                        // directory (`cpu` < `shards()`, per `add_row`).
+                        unsafe { arena::row(self.row_entry(rows, cpu as usize)) };
                     }
                     None => {
                         // No registration of its own, or a CPU past the
@@ -400,7 +415,10 @@ impl Counter {
     ///
     /// The fallback word is read now. A counter with a baseline reads its
     /// words now too: a take that ran after the sums would have claimed
-    /// more than they hold, and the difference would wrap.
+    /// more than they hold, and the difference would wrap. (A zero
+    /// baseline is taken as "never taken": a take that lands between the
+    /// sums and this read at a total ≡ 0 mod 2<sup>64</sup> — a counter
+    /// that wrapped — would go unnoticed, and the sums be reported whole.)
     pub(crate) fn get_summed(&self, arena: &Arena, totals: &[u64]) -> u64 {
         let Storage::Arena(lease) = &self.storage else {
             return self.get();

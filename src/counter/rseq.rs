@@ -131,8 +131,12 @@ pub(crate) enum RowAdded {
 /// call; an entry only ever changes from null to a row, published with a
 /// Release store (x86_64 loads are Acquire, so the row's initialisation is
 /// seen). While the process uses rseq no one may write word `slot` of a
-/// row except through this function, apart from the exception described
-/// at [`add_on`] (an arena slot zeroed when leased).
+/// row except through this function (readers use atomic loads; a fallback
+/// goes to a separate word), with one exception ordered before any
+/// sequence on it: an arena slot's words are zeroed by the thread that
+/// leases the slot, after the last handle of its previous counter dropped
+/// (Release) and before the new counter is published (see
+/// `counter::arena`).
 #[inline]
 pub(crate) unsafe fn add_row(
     rows: *const AtomicPtr<u8>,
@@ -237,11 +241,7 @@ pub(crate) enum OnCpu {
 /// thread, which would match such a thread's `cpu_id` with no kernel
 /// protection); `word` must be an 8-byte aligned `AtomicU64` valid for the
 /// call that, while the process uses rseq, nothing writes except sequences
-/// on `cpu` (readers use atomic loads), with one exception ordered before
-/// any sequence on it: an arena slot's words are zeroed by the thread that
-/// leases the slot, after the last handle of its previous counter dropped
-/// (Release) and before the new counter is published (see
-/// `counter::arena`).
+/// on `cpu` (readers use atomic loads).
 #[inline]
 pub(crate) unsafe fn add_on(area: Area, cpu: u32, word: *const AtomicU64, n: u64) -> bool {
     debug_assert!(cpu < 1 << 31, "not a CPU id: {cpu}");

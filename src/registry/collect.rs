@@ -125,6 +125,10 @@ pub(super) fn walk<E>(
     arena: &Arena,
     mut f: impl FnMut(&mut FamilyView<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
+    // A walk whose closure panicked left its lists behind (the scratch
+    // outlives a poisoned lock): start from none, or each family would be
+    // paired with another's list.
+    scratch.counters.clear();
     for family in &scratch.families {
         if let AnyFamily::Counter(fam) = family {
             scratch.counters.push(fam.sorted());

@@ -32,7 +32,7 @@
 //! chunk's row for a CPU is installed on that CPU's first write to the
 //! chunk, so memory and scrape work follow the CPUs that record, not the
 //! shard count: 10 000 series at 256 shards written from 2 CPUs take
-//! 20 chunks × (2 rows + a 2 KiB row directory) ≈ 200 KiB
+//! 20 chunks × (2 rows, a 2 KiB row directory and a bitmap) ≈ 220 KiB
 //! ([`Registry::counter_arena_bytes`]). A collection walk sums each
 //! chunk's installed rows page by page and reads series values from those
 //! sums (A1, A2). A slot goes back to the arena when the last handle to
