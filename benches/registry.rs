@@ -2,8 +2,8 @@
 //! two-label series across threads, for metricz's `CounterVec::with` against
 //! `prometheus` `IntCounterVec::with_label_values`, `prometheus_client`
 //! `Family::get_or_create` and the `metrics` crate on a
-//! `metrics-exporter-prometheus` recorder; then series churn (create, then
-//! remove).
+//! `metrics-exporter-prometheus` recorder; then series churn (create and
+//! increment, then remove).
 //!
 //! ```text
 //! cargo bench --bench registry                    # everything
@@ -18,9 +18,11 @@
 //!
 //! - `lookup-same/{t}threads`: every thread looks up `["GET", "200"]`;
 //! - `lookup-own/{t}threads`: thread `i` looks up its own existing series;
-//! - `churn/{t}threads`: thread `i` creates then removes its own series
-//!   (`with` then `remove`; `remove_label_values`; `Family::remove`). The
-//!   `metrics` recorder cannot remove a series and is left out.
+//! - `churn/{t}threads`: thread `i` creates its own series, increments it
+//!   once and removes it (`with(..).inc()` then `remove`;
+//!   `with_label_values(..).inc()` then `remove_label_values`;
+//!   `get_or_create(..).inc()` then `Family::remove`). The `metrics`
+//!   recorder cannot remove a series and is left out.
 
 #[path = "support/mod.rs"]
 mod support;

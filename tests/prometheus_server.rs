@@ -72,23 +72,33 @@ fn prometheus_scrapes_the_endpoint_and_the_example() {
         .unwrap();
     let (example, example_addr) = start_example(&["--port", "0", "--duration", "120"], None);
 
-    // The example's body parses, and has the metrics it promises.
-    let (status, body) = http_get(example_addr, "/metrics").unwrap();
-    assert_eq!(status, 200, "{body}");
-    let samples = parse_exposition(&body);
-    for name in [
+    // The example's body parses, and has the metrics it promises once its
+    // demo load has served a request (its load thread may not have run yet
+    // on a busy machine: ask again for up to 30 s).
+    let names = [
         "http_requests_total{",
         "http_requests_in_flight ",
         "http_response_size_bytes_count ",
         "request_duration_seconds_bucket{",
         "request_duration_seconds_count{",
-    ] {
-        assert!(
-            samples
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http_get(example_addr, "/metrics").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let samples = parse_exposition(&body);
+        let missing = names.iter().find(|name| {
+            !samples
                 .iter()
-                .any(|(s, _)| format!("{s} ").starts_with(name)),
-            "the example has no {name}:\n{body}"
-        );
+                .any(|(s, _)| format!("{s} ").starts_with(**name))
+        });
+        match missing {
+            None => break,
+            Some(name) if std::time::Instant::now() > deadline => {
+                panic!("the example has no {name}:\n{body}")
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
 
     let prometheus =

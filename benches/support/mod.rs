@@ -1121,9 +1121,11 @@ pub fn timed_lookup<F: FamilyStrategy>(
     .0
 }
 
-/// Runs `warm` untimed then `ops` timed create + remove cycles on every
-/// thread of `pool`, thread `i` on its own series [`label_pair`]`(i)`;
-/// returns the wall time, or `None` if the implementation cannot remove.
+/// Runs `warm` untimed then `ops` timed churn cycles on every thread of
+/// `pool`, thread `i` on its own series [`label_pair`]`(i)`: create the
+/// series and increment it once (the lookup + increment of a series that
+/// is absent), then remove it. Returns the wall time, or `None` if the
+/// implementation cannot remove.
 pub fn timed_churn<F: FamilyStrategy>(
     pool: &ThreadPool,
     family: &F,
@@ -1138,7 +1140,7 @@ pub fn timed_churn<F: FamilyStrategy>(
         ops,
         |index| (family, F::labels(label_pair(index))),
         |(family, labels)| {
-            family.create(labels);
+            family.lookup_inc(labels);
             family.remove(labels);
         },
     );

@@ -2,6 +2,7 @@
 //! values.
 
 use super::buckets::ExportOptions;
+use super::cache;
 use super::error::{MetricKind, RegistryError};
 use super::labels::LabelValues;
 use super::map::{Insert, Node, SeriesMap};
@@ -80,6 +81,9 @@ pub struct Family<M> {
 }
 
 pub(crate) struct Inner<M> {
+    /// Never reused (not the address): thread cache entries are keyed by
+    /// it, so a new family never hits a dropped one's entries.
+    id: u64,
     pub(crate) name: String,
     pub(crate) help: String,
     pub(crate) unit: Option<String>,
@@ -149,6 +153,7 @@ impl<M: Metric> Family<M> {
         let overflow = make();
         Family {
             inner: Arc::new(Inner {
+                id: cache::family_id(),
                 name,
                 help,
                 unit,
@@ -175,11 +180,16 @@ impl<M: Metric> Family<M> {
     /// or a tuple of them (see [`LabelValues`]); looking up an existing
     /// series allocates nothing with any of them.
     ///
-    /// The returned [`Series`] holds an epoch guard, so it is not `Send`:
-    /// keep it for the duration of a use, not across an `.await` or forever
-    /// (a long-held guard delays the reclamation of removed series). For a
-    /// handle to keep, take [`handle`](Self::handle) (an owned clone of the
-    /// metric), or use [`with_fn`](Self::with_fn).
+    /// A series this thread looked up before is found in the thread's
+    /// cache of recently used series without pinning an epoch (see
+    /// [`Series`]); others take the pinned path, which then caches them.
+    ///
+    /// The returned [`Series`] holds an epoch guard or a borrow of this
+    /// thread's cache, so it is not `Send`: keep it for the duration of a
+    /// use, not across an `.await` or forever (a long-held guard delays
+    /// the reclamation of removed series). For a handle to keep, take
+    /// [`handle`](Self::handle) (an owned clone of the metric), or use
+    /// [`with_fn`](Self::with_fn).
     #[inline]
     pub fn with<L: LabelValues + ?Sized>(
         &self,
@@ -252,9 +262,9 @@ impl<M: Metric> Family<M> {
         self.lookup(values, |_, _| None)
     }
 
-    /// The series for `values`: found in the map, else what `miss` gives
-    /// (a created series or the overflow series for `with`, nothing for
-    /// `find`).
+    /// The series for `values`: found in this thread's cache, else in the
+    /// map (and then cached), else what `miss` gives (a created series or
+    /// the overflow series for `with`, nothing for `find`).
     #[inline]
     fn lookup<L: LabelValues + ?Sized>(
         &self,
@@ -267,17 +277,70 @@ impl<M: Metric> Family<M> {
             // count; a debug build checks it.
             debug_assert_eq!(values.len(), self.inner.label_names.len());
             let inner = &*self.inner;
-            let guard = inner.map.pin();
-            let value: *const M = match inner.map.get(values, &guard) {
-                Some(node) => &node.value,
-                None => miss(values, &guard)?,
-            };
-            Some(Series {
-                _guard: guard,
-                value,
-                _family: PhantomData,
-            })
+            let hash = inner.map.hash(values);
+            let hit = cache::find(inner.id, hash, |node| {
+                // SAFETY: this family's entries hold its own `Node<M>`s
+                // (ids are never reused), kept allocated by the entry's
+                // reference while `find` runs.
+                let node = unsafe { &*node.cast::<Node<M>>() };
+                node.matches(hash, values) && !node.is_removed()
+            });
+            match hit {
+                Some((node, borrow)) => {
+                    let node = node.cast::<Node<M>>();
+                    // SAFETY: as above; the borrow keeps the entry, and its
+                    // reference, for as long as the series lives.
+                    let node = unsafe { &*node };
+                    Some(Series {
+                        value: &node.value,
+                        hold: Hold::Cache(borrow),
+                        #[cfg(loom)]
+                        reclaimed: node.reclaimed_flag(),
+                        _family: PhantomData,
+                    })
+                }
+                None => self.lookup_pinned(hash, values, miss),
+            }
         }))
+    }
+
+    /// [`lookup`](Self::lookup)'s path past a cache miss: pins, probes
+    /// the map and caches what it finds there.
+    fn lookup_pinned(
+        &self,
+        hash: u64,
+        values: &[&str],
+        miss: impl FnOnce(&[&str], &Guard) -> Option<*const M>,
+    ) -> Option<Series<'_, M>> {
+        let inner = &*self.inner;
+        let guard = inner.map.pin();
+        let value: *const M = match inner.map.get(hash, values, &guard) {
+            Some(node) => {
+                let raw: *const Node<M> = node;
+                // SAFETY: `node` was found in the map under `guard`, so the
+                // map's reference is not released yet and `retain` may take
+                // another; `release_node::<M>` gives that one up, and the
+                // entry is keyed by this family, whose nodes are `Node<M>`.
+                unsafe {
+                    cache::fill(
+                        inner.id,
+                        hash,
+                        raw.cast(),
+                        || node.retain(),
+                        release_node::<M>,
+                    );
+                }
+                &node.value
+            }
+            None => miss(values, &guard)?,
+        };
+        Some(Series {
+            value,
+            hold: Hold::Guard(guard),
+            #[cfg(loom)]
+            reclaimed: std::ptr::null(),
+            _family: PhantomData,
+        })
     }
 
     #[cold]
@@ -301,12 +364,22 @@ impl<M: Metric> Family<M> {
     pub fn remove<L: LabelValues + ?Sized>(&self, values: &L) -> Result<bool, RegistryError> {
         let inner = &*self.inner;
         self.check_label_count(values.count())?;
-        Ok(values.with_text(|values| inner.map.remove(values, &inner.map.pin())))
+        Ok(values.with_text(|values| {
+            let removed = inner.map.remove(values, &inner.map.pin());
+            if removed {
+                // This thread's entry can let the node go now (other
+                // threads' entries see its removed flag on their next hit).
+                cache::forget(inner.id, inner.map.hash(values));
+            }
+            removed
+        }))
     }
 
     /// Removes every series (not the overflow series); returns how many.
     pub fn clear(&self) -> usize {
-        self.inner.map.clear(&self.inner.map.pin())
+        let cleared = self.inner.map.clear(&self.inner.map.pin());
+        cache::forget_family(self.inner.id);
+        cleared
     }
 
     #[inline]
@@ -458,9 +531,14 @@ impl<M: Metric> Family<M> {
         });
         // Remove exactly the nodes found idle (still protected by `guard`),
         // not newer series that took their label values meanwhile.
-        idle.into_iter()
+        let evicted = idle
+            .into_iter()
             .filter(|node| inner.map.remove_node(node, &guard))
-            .count()
+            .count();
+        if evicted > 0 {
+            cache::forget_family(inner.id);
+        }
+        evicted
     }
 
     /// Calls `f` with every series' shared label values and metric, sorted
@@ -569,12 +647,48 @@ impl<M> fmt::Debug for Family<M> {
     }
 }
 
-/// A series found by [`Family::with`]: derefs to the metric while an epoch
-/// guard keeps it alive.
+/// Gives up a thread cache entry's reference to a `Node<M>`.
+///
+/// # Safety
+///
+/// As `Node::release`: `node` is a `Node<M>` of a series map and the caller
+/// gives up a reference it owns.
+unsafe fn release_node<M>(node: *const ()) {
+    // SAFETY: the caller's contract.
+    unsafe { Node::<M>::release(node.cast()) }
+}
+
+impl<M> Drop for Inner<M> {
+    fn drop(&mut self) {
+        // This thread's entries of the family can go with it (its map
+        // flags every node removed as it drops, for other threads').
+        cache::forget_family(self.id);
+    }
+}
+
+/// A series found by [`Family::with`] or [`Family::find`]: derefs to the
+/// metric while it keeps it alive, with an epoch guard (found in the map)
+/// or a borrow of this thread's cache entry, which holds a counted
+/// reference to the series (found in the cache). Not `Send`.
 pub struct Series<'a, M> {
-    _guard: Guard,
     value: *const M,
+    /// Kept for its drop (the guard's unpin, the borrow's release).
+    #[allow(dead_code)]
+    hold: Hold,
+    /// Under loom: the node's reclaimed flag (null unless from the cache),
+    /// checked on every use.
+    #[cfg(loom)]
+    reclaimed: *const std::sync::atomic::AtomicBool,
     _family: PhantomData<&'a Family<M>>,
+}
+
+/// What keeps a [`Series`]' metric alive.
+enum Hold {
+    /// Found in the map: the guard of the lookup.
+    Guard(#[allow(dead_code)] Guard),
+    /// Found in this thread's cache: a borrow of the entry, which is
+    /// neither replaced nor released while it lives.
+    Cache(#[allow(dead_code)] cache::Borrow),
 }
 
 impl<M> Deref for Series<'_, M> {
@@ -582,11 +696,22 @@ impl<M> Deref for Series<'_, M> {
 
     #[inline]
     fn deref(&self) -> &M {
+        #[cfg(loom)]
+        if !self.reclaimed.is_null() {
+            // SAFETY: under loom nodes are never freed, only flagged.
+            let reclaimed = unsafe { &*self.reclaimed };
+            assert!(
+                !reclaimed.load(std::sync::atomic::Ordering::Relaxed),
+                "a cached series was used after its node was reclaimed"
+            );
+        }
         // SAFETY: `value` points into a node of the family's map (or at its
-        // overflow metric). A removed node is destroyed only after every
-        // guard pinned before its removal is dropped, and `_guard` was
-        // pinned before the lookup that found it; the map itself outlives
-        // `'a`, the borrow of the family.
+        // overflow metric). Found in the map: a removed node is released
+        // only after every guard pinned before its removal is dropped, and
+        // the guard in `hold` was pinned before the lookup that found it.
+        // Found in the cache: the entry borrowed in `hold` owns a counted
+        // reference to the node, and a borrowed entry is never released.
+        // The overflow metric lives in the family, which outlives `'a`.
         unsafe { &*self.value }
     }
 }

@@ -13,21 +13,34 @@
 //! - **Lookup** pins an epoch, hashes the borrowed values, probes, and
 //!   compares the values in full (never identity by hash alone): no lock, no
 //!   shared read-modify-write, no allocation.
-//! - **Insert** CASes a new node into the first empty slot of the probe. A
-//!   cardinality reservation (a counter of live series) is taken first, so a
-//!   limit holds under racing inserts.
-//! - **Remove** CASes the node to a tombstone and defers its destruction to
+//! - **Insert** builds the new node (its allocations and the metric), then
+//!   takes the map's writer mutex (creating a series is the cold path;
+//!   lookups never take the mutex). Under it, it probes to the first empty
+//!   slot, so it knows the series is absent, and installs the new node in
+//!   the first *tombstone* it passed, else in that empty slot. Reusing
+//!   tombstones keeps churn (create, remove, create, ...) from lengthening
+//!   probe runs and from filling the table until it is rebuilt; it is sound
+//!   because inserts are serialised: no other insert can install the same
+//!   values meanwhile, and a racing lookup only ever sees a tombstone become
+//!   a node (never an empty slot), so its probe still reaches the series
+//!   behind it. A cardinality reservation (a counter of live series) is
+//!   taken before the install, so a limit holds.
+//! - **Remove** CASes the node to a tombstone (lock-free) and hands it to
 //!   the epoch collector, so a lookup that still holds it stays safe.
-//! - **Growth** (and `clear`) runs under a mutex that only writers meeting a
-//!   full or sealed table ever take: it freezes every slot of the old table
-//!   (CAS to a `FROZEN` tag, so no insert or remove can land there any
-//!   more), copies the live nodes to a new table, publishes it with a
-//!   Release store, and retires the old slot array to the epoch collector.
-//!   Writers that meet a frozen slot wait for that one growth to finish
-//!   (lock, unlock) and retry on the new table; readers never wait.
+//! - **Growth** (and `clear`) runs under the same writer mutex: it freezes
+//!   every slot of the old table (CAS to a `FROZEN` tag, so no remove can
+//!   land there any more), copies the live nodes to a new table, publishes
+//!   it with a Release store, and retires the old slot array to the epoch
+//!   collector. Removes that meet a frozen slot wait for that growth to
+//!   finish (lock, unlock) and retry on the new table; readers never wait.
+//! - **Layout**: what every lookup reads (the table pointer, the hash seed)
+//!   sits on lines that no insert or remove writes; the live count, the
+//!   change count and the writer side (mutex, insert count) each have their
+//!   own line.
 
-use crate::primitive::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering::*};
+use crate::primitive::{Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering::*};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
+use crossbeam_utils::CachePadded;
 
 /// Tag of a frozen slot (sealed empty, or live node in a table being
 /// replaced).
@@ -50,15 +63,100 @@ pub(crate) struct Node<V> {
     /// collection time (idle eviction), never when recording.
     pub(crate) seen: AtomicU64,
     pub(crate) idle: AtomicU64,
+    /// References to the node: one for the map (released through the
+    /// epoch collector once the node is unlinked, or when the map drops)
+    /// and one per thread cache entry (`src/registry/cache.rs`) that keeps
+    /// it. The node is freed when the last goes.
+    refs: AtomicUsize,
+    /// Set (Release) once the node has left the map (removal, eviction,
+    /// `clear`, the map's drop), before the call that unlinked it returns;
+    /// a cache entry holding the node is then stale (Acquire in
+    /// [`is_removed`](Self::is_removed)).
+    removed: AtomicBool,
+    /// Under loom only: set where the node would be freed (the memory is
+    /// kept, so a late use is seen rather than undefined); std's atomic, so
+    /// the models pay no extra interleavings for it.
+    #[cfg(loom)]
+    reclaimed: std::sync::atomic::AtomicBool,
 }
 
 impl<V> Node<V> {
+    /// Whether the node has left the map: set before the removal (or
+    /// eviction, `clear`, the map's drop) that unlinked it returns.
+    #[inline]
+    pub(crate) fn is_removed(&self) -> bool {
+        // Acquire pairs with the Release store in `retire`: a caller that
+        // reads `true` also sees the unlink that came before it.
+        self.removed.load(Acquire)
+    }
+
+    /// Takes one more reference (a thread cache entry's). The caller must
+    /// hold a guard under which it found the node in the map, so the map's
+    /// own reference is not yet released and the count is at least 1.
+    #[inline]
+    pub(crate) fn retain(&self) {
+        // Relaxed: as `Arc::clone`, an existing reference keeps the node
+        // alive; the count only has to be exact (the RMW makes it so).
+        self.refs.fetch_add(1, Relaxed);
+    }
+
+    /// Drops one reference; the last one frees the node (its label values
+    /// and metric).
+    ///
+    /// # Safety
+    ///
+    /// `node` points to a node allocated by the map and the caller owns
+    /// one of its references, which it gives up here: it must not use the
+    /// node afterwards.
+    pub(crate) unsafe fn release(node: *const Node<V>) {
+        // SAFETY: the caller's reference keeps the node alive up to here.
+        let refs = unsafe { &(*node).refs };
+        // AcqRel, as `Arc`'s drop with its fence: Release orders this
+        // holder's uses of the node before the count reaches zero; Acquire
+        // (on the last) makes every other holder's uses happen before the
+        // free below.
+        if refs.fetch_sub(1, AcqRel) != 1 {
+            return;
+        }
+        #[cfg(not(loom))]
+        // SAFETY: the count reached zero, so no other reference exists and
+        // none can be taken (`retain` needs one); the node was allocated as
+        // an `Owned<Node<V>>` in `get_or_insert`.
+        drop(unsafe { Owned::from_raw(node.cast_mut()) });
+        #[cfg(loom)]
+        {
+            // Under loom the metric is dropped (so its arena slot goes
+            // back, as M7 needs) but the node's memory is kept, marked, so
+            // the models can see a use after reclamation.
+            // SAFETY: as above, no other reference exists; the value is
+            // dropped once (the count reaches zero once) and never read
+            // again by correct code.
+            unsafe {
+                let twice = (*node)
+                    .reclaimed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed);
+                assert!(!twice, "a series map node was reclaimed twice");
+                std::ptr::drop_in_place(std::ptr::addr_of!((*node).value).cast_mut());
+            }
+        }
+    }
+
+    /// Under loom: the flag set where the node would be freed, for a
+    /// series to check before each use (a use after free in a real build).
+    #[cfg(loom)]
+    pub(crate) fn reclaimed_flag(&self) -> *const std::sync::atomic::AtomicBool {
+        &self.reclaimed
+    }
+
     /// The label values, shared.
     pub(crate) fn labels_arc(&self) -> &Arc<[Box<str>]> {
         &self.labels
     }
 
-    fn matches(&self, hash: u64, values: &[&str]) -> bool {
+    /// Whether the node is the series of `values` (whose hash is `hash`):
+    /// the hash, then every value in full.
+    #[inline]
+    pub(crate) fn matches(&self, hash: u64, values: &[&str]) -> bool {
         self.hash == hash
             && self.labels.len() == values.len()
             && self
@@ -69,17 +167,17 @@ impl<V> Node<V> {
     }
 }
 
+/// A slot array. How many of its slots were ever filled is kept under the
+/// writer mutex ([`Writer::lock`]), not here: only inserts (serialised)
+/// raise it, so it needs no atomic and no line of its own.
 struct Table<V> {
     slots: Box<[Atomic<Node<V>>]>,
-    /// Slots ever filled (live or tombstone); growth starts at 3/4.
-    used: AtomicUsize,
 }
 
 impl<V> Table<V> {
     fn new(capacity: usize) -> Self {
         Table {
             slots: (0..capacity).map(|_| Atomic::null()).collect(),
-            used: AtomicUsize::new(0),
         }
     }
 
@@ -96,23 +194,38 @@ pub(crate) enum Insert<'g, V> {
     Full,
 }
 
+/// The map's writer side: one line, written by inserts only.
+struct Writer {
+    /// Serialises inserts, growth and clear; never taken by lookups, taken
+    /// by removes only to wait out a growth. It holds how many slots of the
+    /// current table were ever filled (live or tombstone): growth starts
+    /// past 3/4. An insert into a tombstone does not raise it.
+    lock: Mutex<usize>,
+    /// Inserts ever made (written under `lock`); with `changes` it is the
+    /// map's [`version`](SeriesMap::version).
+    inserts: AtomicUsize,
+}
+
 pub(crate) struct SeriesMap<V> {
     /// Under loom, each map has its own collector: loom tears down the
     /// default collector's thread-locals out of order (tokio-rs/loom#152)
     /// and the models must be deterministic per execution.
     #[cfg(loom)]
     collector: epoch::Collector,
+    /// Read by every lookup; written only when a table is replaced.
     table: Atomic<Table<V>>,
-    /// Live series (reserved before insert).
-    len: AtomicUsize,
     limit: usize,
     seed: super::hash::Seed,
-    /// Serialises growth and clear; never taken by lookups.
-    grow: Mutex<()>,
-    /// Bumped by every removal and table replacement (growth, clear);
-    /// with the current table's `used` (which every insert raises) it
-    /// tells collection whether the set of series changed.
-    changes: AtomicU64,
+    /// Live series (reserved before insert). Inserts and removes write it
+    /// and lookups never read it: its own line, so those writes do not
+    /// evict `table` and `seed` from the lookups' caches.
+    len: CachePadded<AtomicUsize>,
+    /// Bumped by every removal and table replacement (growth, clear); with
+    /// the insert count it tells collection whether the set of series
+    /// changed. Its own line: removals write it, the `metrics` facade's
+    /// cached handles read it on every call.
+    changes: CachePadded<AtomicU64>,
+    writer: CachePadded<Writer>,
 }
 
 impl<V> SeriesMap<V> {
@@ -121,11 +234,14 @@ impl<V> SeriesMap<V> {
             #[cfg(loom)]
             collector: epoch::Collector::new(),
             table: Atomic::new(Table::new(MIN_CAPACITY)),
-            len: AtomicUsize::new(0),
             limit,
             seed,
-            grow: Mutex::new(()),
-            changes: AtomicU64::new(0),
+            len: CachePadded::new(AtomicUsize::new(0)),
+            changes: CachePadded::new(AtomicU64::new(0)),
+            writer: CachePadded::new(Writer {
+                lock: Mutex::new(0),
+                inserts: AtomicUsize::new(0),
+            }),
         }
     }
 
@@ -146,15 +262,18 @@ impl<V> SeriesMap<V> {
     /// A version of the set of series: it differs from an earlier one read
     /// by this thread whenever a series was inserted or removed (or the
     /// table replaced) in between, and is the same when nothing was.
-    pub(crate) fn version(&self, guard: &Guard) -> (u64, usize) {
+    /// (`_guard`: callers read it inside the pinned walk it versions.)
+    pub(crate) fn version(&self, _guard: &Guard) -> (u64, usize) {
         // Acquire pairs with the Release bumps of `changes` (removal,
-        // replacement) and `used` (insert): a version that counts a change
-        // is read before the walk, which then sees that change. A change
-        // that happened before this call is counted by coherence; a racing
-        // one may or may not be, and is then caught next time.
+        // replacement) and `inserts` (insert): a version that counts a
+        // change is read before the walk, which then sees that change. A
+        // change that happened before this call is counted by coherence; a
+        // racing one may or may not be, and is then caught next time. An
+        // insert into a tombstone counts as any insert does (the filled-slot
+        // count would not move).
         (
             self.changes.load(Acquire),
-            self.current(guard).used.load(Acquire),
+            self.writer.inserts.load(Acquire),
         )
     }
 
@@ -188,21 +307,28 @@ impl<V> SeriesMap<V> {
         unsafe { table.deref() }
     }
 
-    /// The series for `values`, if present. Lock-free; no allocation.
-    pub(crate) fn get<'g>(&self, values: &[&str], guard: &'g Guard) -> Option<&'g Node<V>> {
-        let hash = self.hash(values);
+    /// The series for `values`, whose [`hash`](Self::hash) is `hash`, if
+    /// present. Lock-free; no allocation.
+    pub(crate) fn get<'g>(
+        &self,
+        hash: u64,
+        values: &[&str],
+        guard: &'g Guard,
+    ) -> Option<&'g Node<V>> {
         let table = self.current(guard);
         let mask = table.mask();
         let start = hash as usize & mask;
         for i in 0..=mask {
-            // Acquire pairs with the Release CAS that installed the node.
+            // Acquire pairs with the Release store that installed the node.
             let slot = table.slots[(start + i) & mask].load(Acquire, guard);
             match (slot.as_raw().is_null(), slot.tag()) {
                 (true, 0) | (true, FROZEN) => return None,
                 (true, _) => continue,
                 (false, _) => {
-                    // SAFETY: non-null slots point to nodes destroyed only
-                    // through `defer_destroy`, after this guard is gone.
+                    // SAFETY: non-null slots point to nodes whose map
+                    // reference is released only through `retire` (the
+                    // epoch collector), after this guard is gone; until
+                    // then the count is at least 1 and the node allocated.
                     let node = unsafe { slot.deref() };
                     if node.matches(hash, values) {
                         return Some(node);
@@ -214,7 +340,8 @@ impl<V> SeriesMap<V> {
     }
 
     /// The series for `values`, inserting `make()` if absent and the limit
-    /// allows. Lock-free unless a growth is under way.
+    /// allows. Under the writer mutex (lookups of existing series go
+    /// through [`get`](Self::get), which takes no lock).
     pub(crate) fn get_or_insert<'g>(
         &self,
         values: &[&str],
@@ -222,92 +349,103 @@ impl<V> SeriesMap<V> {
         guard: &'g Guard,
     ) -> Insert<'g, V> {
         let hash = self.hash(values);
+        // Built before the writer mutex, so that its allocations and `make`
+        // (an arena lease, for counters) are not made under it: only the
+        // probe and the install are. Dropped unused (it was never
+        // published) if the series turns out to exist or the limit is
+        // reached; at the limit none is built up front, so an insert that
+        // is refused builds nothing.
         let mut make = Some(make);
-        let mut fresh: Option<Owned<Node<V>>> = None;
-        let mut reserved = false;
-        let result = 'retry: loop {
+        let mut fresh = (self.len.load(Relaxed) < self.limit)
+            .then(|| Self::new_node(hash, values, make.take().expect("made once")()));
+        let mut filled = self.lock_writer();
+        loop {
             let table = self.current(guard);
             let mask = table.mask();
             let start = hash as usize & mask;
-            let mut i = 0;
-            while i <= mask {
+            // Where to install: the first tombstone of the probe, else the
+            // empty slot that ends it.
+            let mut free: Option<&Atomic<Node<V>>> = None;
+            let mut into_empty = false;
+            for i in 0..=mask {
                 let slot = &table.slots[(start + i) & mask];
-                // Acquire pairs with the Release CAS that installed a node.
+                // Acquire pairs with the Release store that installed a node.
                 let current = slot.load(Acquire, guard);
-                if current.tag() == FROZEN {
-                    self.wait_for_growth();
-                    continue 'retry;
-                }
+                // Only writer-mutex holders freeze (growth, clear), so the
+                // table read under the mutex is never frozen.
+                debug_assert_ne!(current.tag(), FROZEN, "frozen under the writer mutex");
                 if !current.as_raw().is_null() {
                     // SAFETY: as in `get`.
                     let node = unsafe { current.deref() };
                     if node.matches(hash, values) {
-                        break 'retry Insert::Series(node);
+                        return Insert::Series(node);
                     }
-                    i += 1;
-                    continue;
-                }
-                if current.tag() == TOMBSTONE {
-                    i += 1;
-                    continue;
-                }
-                // An empty slot: the series is absent. Reserve a place
-                // under the limit, then try to install.
-                if !reserved {
-                    // A CAS loop, so `len` never reads above the limit.
-                    // Relaxed: `len` is a self-contained tally; the RMW
-                    // alone makes the reservations exact.
-                    let limit = self.limit;
-                    if self
-                        .len
-                        .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
-                        .is_err()
-                    {
-                        break 'retry Insert::Full;
+                } else if current.tag() == TOMBSTONE {
+                    free = free.or(Some(slot));
+                } else {
+                    // An empty slot: the series is absent.
+                    if free.is_none() {
+                        free = Some(slot);
+                        into_empty = true;
                     }
-                    reserved = true;
-                }
-                let node = fresh.take().unwrap_or_else(|| {
-                    let make = make.take().expect("made once");
-                    Owned::new(Node {
-                        hash,
-                        labels: values.iter().map(|v| Box::<str>::from(*v)).collect(),
-                        value: make(),
-                        seen: AtomicU64::new(0),
-                        idle: AtomicU64::new(0),
-                    })
-                });
-                // Release publishes the node's contents (pairs with the
-                // Acquire loads in lookups); Acquire on failure pairs with
-                // the winner's Release.
-                match slot.compare_exchange(Shared::null(), node, AcqRel, Acquire, guard) {
-                    Ok(installed) => {
-                        reserved = false;
-                        // Release: a collection whose `version` reads this
-                        // count (Acquire) also sees the installed node.
-                        let used = table.used.fetch_add(1, Release) + 1;
-                        // SAFETY: just installed; destroyed only through
-                        // `defer_destroy`, after this guard is gone.
-                        let node = unsafe { installed.deref() };
-                        if used * 4 > table.slots.len() * 3 {
-                            self.grow(table, false, guard);
-                        }
-                        break 'retry Insert::Series(node);
-                    }
-                    Err(e) => {
-                        // Someone filled or froze this slot: look at it again.
-                        fresh = Some(e.new);
-                    }
+                    break;
                 }
             }
-            // Probed the whole table without a free slot: grow it, even if
-            // `used` lags (an installer between its CAS and its count).
-            self.grow(table, true, guard);
-        };
-        if reserved {
-            self.len.fetch_sub(1, Relaxed);
+            let Some(slot) = free else {
+                // Probed the whole table: every slot holds a live series.
+                self.grow(&mut filled, guard);
+                continue;
+            };
+            // Reserve a place under the limit. A CAS loop, so `len` never
+            // reads above the limit. Relaxed: `len` is a self-contained
+            // tally; the RMW alone makes the reservations exact.
+            let limit = self.limit;
+            if self
+                .len
+                .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+                .is_err()
+            {
+                return Insert::Full;
+            }
+            let node = fresh
+                .take()
+                .unwrap_or_else(|| Self::new_node(hash, values, make.take().expect("made once")()))
+                .into_shared(guard);
+            // A store, not a CAS: the slot is empty or a tombstone, and only
+            // writer-mutex holders write such a slot (removes CAS live nodes
+            // only, freezing is done under the mutex). Release publishes the
+            // node's contents (pairs with the Acquire loads in lookups).
+            slot.store(node, Release);
+            // Release: a collection whose `version` reads this count
+            // (Acquire) also sees the installed node. Only mutex holders
+            // write it, so a load and a store make the increment.
+            let inserts = self.writer.inserts.load(Relaxed);
+            self.writer.inserts.store(inserts + 1, Release);
+            if into_empty {
+                *filled += 1;
+                if *filled * 4 > table.slots.len() * 3 {
+                    self.grow(&mut filled, guard);
+                }
+            }
+            // SAFETY: just installed; destroyed only through the epoch
+            // collector, after this guard is gone.
+            return Insert::Series(unsafe { node.deref() });
         }
-        result
+    }
+
+    /// A node for a new series, not yet published.
+    fn new_node(hash: u64, values: &[&str], value: V) -> Owned<Node<V>> {
+        Owned::new(Node {
+            hash,
+            labels: values.iter().map(|v| Box::<str>::from(*v)).collect(),
+            value,
+            seen: AtomicU64::new(0),
+            idle: AtomicU64::new(0),
+            refs: AtomicUsize::new(1),
+            removed: AtomicBool::new(false),
+            #[cfg(loom)]
+            reclaimed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Removes the series for `values`; true if it was present. The node is
@@ -337,7 +475,7 @@ impl<V> SeriesMap<V> {
             let start = hash as usize & mask;
             for i in 0..=mask {
                 let slot = &table.slots[(start + i) & mask];
-                // Acquire pairs with the Release CAS that installed a node.
+                // Acquire pairs with the Release store that installed a node.
                 let current = slot.load(Acquire, guard);
                 if current.tag() == FROZEN {
                     self.wait_for_growth();
@@ -374,10 +512,10 @@ impl<V> SeriesMap<V> {
                         // bump (Acquire) also sees the unlinked slot.
                         self.changes.fetch_add(1, Release);
                         // SAFETY: unlinked by the CAS above (only one
-                        // remover can win it) and unreachable from any table
-                        // published later; guards pinned now may still read
-                        // it, so destruction is deferred past them.
-                        unsafe { guard.defer_destroy(current) };
+                        // remover can win it, so the map's reference is
+                        // given up once) and unreachable from any table
+                        // published later.
+                        unsafe { retire(current, guard) };
                         return true;
                     }
                     // Frozen or removed meanwhile: look again.
@@ -390,20 +528,21 @@ impl<V> SeriesMap<V> {
 
     /// Removes every series; returns how many.
     pub(crate) fn clear(&self, guard: &Guard) -> usize {
-        let _lock = self.lock_growth();
+        let mut filled = self.lock_writer();
         let old = self.current(guard);
         let live = self.freeze(old, guard);
         let cleared = live.len();
         // Before publishing the empty table, so no insert into it is refused
         // for series that are already gone; writers meeting the frozen table
-        // wait on the growth lock meanwhile.
+        // wait on the writer mutex meanwhile.
         self.len.fetch_sub(cleared, Relaxed);
         self.replace(Table::new(MIN_CAPACITY), guard);
+        *filled = 0;
         for node in live {
             // SAFETY: the old table is frozen and replaced, so no table
-            // published from now on reaches these nodes; guards pinned now
-            // may, so destruction is deferred past them.
-            unsafe { guard.defer_destroy(node) };
+            // published from now on reaches these nodes, and only this
+            // `clear` (under the writer mutex) collected them from it.
+            unsafe { retire(node, guard) };
         }
         cleared
     }
@@ -415,7 +554,7 @@ impl<V> SeriesMap<V> {
     {
         let table = self.current(guard);
         for slot in table.slots.iter() {
-            // Acquire pairs with the Release CAS that installed a node.
+            // Acquire pairs with the Release store that installed a node.
             let current = slot.load(Acquire, guard);
             if !current.as_raw().is_null() {
                 // SAFETY: as in `get`.
@@ -424,29 +563,26 @@ impl<V> SeriesMap<V> {
         }
     }
 
-    fn lock_growth(&self) -> impl Drop + '_ {
-        self.grow.lock().unwrap_or_else(|e| e.into_inner())
+    /// The writer mutex, and with it the current table's filled-slot count.
+    /// Nothing under it can panic between an install and its count (a panic
+    /// in `make` comes before the install), so a poisoned mutex is used as
+    /// is.
+    fn lock_writer(&self) -> MutexGuard<'_, usize> {
+        self.writer.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Blocks until a growth in progress has published its table.
     #[cold]
     fn wait_for_growth(&self) {
-        drop(self.lock_growth());
+        drop(self.lock_writer());
     }
 
-    /// Replaces `seen` — full (`full`), or past 3/4 used — with a larger
-    /// copy, unless another writer already replaced it.
+    /// Replaces the current table (full, or past 3/4 filled) with a copy
+    /// of its live series sized for them, without its tombstones. The
+    /// caller holds the writer mutex (`filled`).
     #[cold]
-    fn grow(&self, seen: &Table<V>, full: bool, guard: &Guard) {
-        let _lock = self.lock_growth();
+    fn grow(&self, filled: &mut MutexGuard<'_, usize>, guard: &Guard) {
         let old = self.current(guard);
-        if !std::ptr::eq(old, seen) {
-            // Another writer grew it while we waited for the lock.
-            return;
-        }
-        if !full && old.used.load(Relaxed) * 4 <= old.slots.len() * 3 {
-            return;
-        }
         let live = self.freeze(old, guard);
         let capacity = ((live.len() + 1) * 4).next_power_of_two().max(MIN_CAPACITY);
         let table = Table::new(capacity);
@@ -461,17 +597,18 @@ impl<V> SeriesMap<V> {
             }
             table.slots[i].store(node.with_tag(0), Relaxed);
         }
-        table.used.store(live.len(), Relaxed);
+        **filled = live.len();
         self.replace(table, guard);
     }
 
-    /// Freezes every slot of `table` (no insert or remove can land there
-    /// afterwards) and returns its live nodes. Caller holds the growth lock.
+    /// Freezes every slot of `table` (no remove can land there afterwards;
+    /// inserts are held off by the writer mutex, which the caller holds)
+    /// and returns its live nodes.
     fn freeze<'g>(&self, table: &'g Table<V>, guard: &'g Guard) -> Vec<Shared<'g, Node<V>>> {
         let mut live = Vec::new();
         for slot in table.slots.iter() {
             loop {
-                // Acquire pairs with the Release CAS that installed a node.
+                // Acquire pairs with the Release store that installed a node.
                 let current = slot.load(Acquire, guard);
                 if current.tag() == TOMBSTONE || current.tag() == FROZEN {
                     break;
@@ -509,6 +646,28 @@ impl<V> SeriesMap<V> {
     }
 }
 
+/// Hands an unlinked node's map reference to the epoch collector, after
+/// flagging it removed (so thread caches drop it).
+///
+/// # Safety
+///
+/// `node` was just unlinked from the map by the caller (no table published
+/// from now on reaches it) and its map reference is given up once.
+unsafe fn retire<V>(node: Shared<'_, Node<V>>, guard: &Guard) {
+    // SAFETY: the node is protected by `guard` (the caller found it under it).
+    let raw = unsafe { node.deref() };
+    // Release, before the removal returns: pairs with the Acquire in
+    // `Node::is_removed`, so a cache hit that happens after the removal
+    // returned sees the flag and never hands the node out.
+    raw.removed.store(true, Release);
+    let raw: *const Node<V> = raw;
+    // SAFETY: guards pinned now may still read the node, so the map's
+    // reference (the caller's to give up) is released only after them, on
+    // whichever thread collects (the metric is `Send`); cache entries hold
+    // their own references.
+    unsafe { guard.defer_unchecked(move || Node::release(raw)) };
+}
+
 impl<V> Drop for SeriesMap<V> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no other thread can use the map, so nothing
@@ -519,13 +678,128 @@ impl<V> Drop for SeriesMap<V> {
         for slot in unsafe { table.deref() }.slots.iter() {
             let node = slot.load(Acquire, guard);
             if !node.as_raw().is_null() {
-                // SAFETY: live nodes are owned by the current table alone
-                // (removed ones were handed to the collector), and the map
-                // is being dropped with no other user.
-                drop(unsafe { node.into_owned() });
+                // SAFETY: live nodes hold the map's reference here alone
+                // (removed ones gave it to the collector); no guard can
+                // reach them any more (`&mut self`), only thread cache
+                // entries, which hold their own references and see the
+                // flag.
+                unsafe {
+                    // Release: pairs with the Acquire in `Node::is_removed`.
+                    node.deref().removed.store(true, Release);
+                    Node::release(node.as_raw());
+                }
             }
         }
         // SAFETY: as above; the current table is owned by the map.
         drop(unsafe { table.into_owned() });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::registry::hash::{hash_values, Seed};
+
+    fn map(limit: usize) -> SeriesMap<u32> {
+        SeriesMap::new(limit, Seed::fixed())
+    }
+
+    fn find<'g>(map: &SeriesMap<u32>, value: &str, guard: &'g Guard) -> Option<&'g Node<u32>> {
+        map.get(map.hash(&[value]), &[value], guard)
+    }
+
+    fn capacity(map: &SeriesMap<u32>, guard: &Guard) -> usize {
+        map.current(guard).slots.len()
+    }
+
+    /// The premise of the loom models M13–M16 (`loom-tests/tests/
+    /// registry_churn.rs`): under loom's fixed seed the routes `d`, `o`
+    /// and `w` share their home slot in a 16-slot table, and it is even, so
+    /// growing from 2 slots copies `d` before `o`.
+    #[test]
+    fn loom_churn_routes_share_a_home() {
+        let seed = Seed::fixed();
+        let home = |v: &str| hash_values(&seed, &[v]) as usize & 15;
+        assert_eq!([home("d"), home("o"), home("w")], [12, 12, 12]);
+    }
+
+    /// Churn on one series reuses its tombstone: the filled-slot count and
+    /// the table stay as they are (no rebuild, so `changes` counts the
+    /// removals alone), and every cycle's series is found, then gone.
+    #[test]
+    fn churn_reuses_tombstones_and_never_rebuilds() {
+        let map = map(1_000);
+        let guard = map.pin();
+        let live: Vec<String> = (0..64).map(|i| format!("live{i}")).collect();
+        for (i, v) in live.iter().enumerate() {
+            assert!(matches!(
+                map.get_or_insert(&[v], || i as u32, &guard),
+                Insert::Series(_)
+            ));
+        }
+        let (cap, filled) = (capacity(&map, &guard), *map.lock_writer());
+        assert_eq!((cap, filled), (256, 64));
+        let changes = map.changes();
+        for cycle in 0..10_000u32 {
+            match map.get_or_insert(&["churned"], || cycle, &guard) {
+                Insert::Series(node) => assert_eq!(node.value, cycle),
+                Insert::Full => panic!("full"),
+            }
+            assert!(map.remove(&["churned"], &guard));
+            assert!(find(&map, "churned", &guard).is_none());
+        }
+        assert_eq!(*map.lock_writer(), 65, "one tombstone, reused");
+        assert_eq!(capacity(&map, &guard), cap);
+        assert_eq!(map.changes(), changes + 10_000, "no table replaced");
+        assert_eq!(map.len(), 64);
+        for (i, v) in live.iter().enumerate() {
+            assert_eq!(find(&map, v, &guard).map(|n| n.value), Some(i as u32));
+        }
+    }
+
+    /// An insert into a tombstone moves the version (collection's cache
+    /// key), although it fills no new slot; a lookup finds nothing else.
+    #[test]
+    fn insert_into_tombstone_moves_the_version() {
+        let map = map(10);
+        let guard = map.pin();
+        assert!(matches!(
+            map.get_or_insert(&["a"], || 1, &guard),
+            Insert::Series(_)
+        ));
+        assert!(map.remove(&["a"], &guard));
+        let before = map.version(&guard);
+        let filled = *map.lock_writer();
+        assert!(matches!(
+            map.get_or_insert(&["a"], || 2, &guard),
+            Insert::Series(_)
+        ));
+        assert_eq!(*map.lock_writer(), filled, "the tombstone was reused");
+        assert_ne!(map.version(&guard), before);
+        assert_eq!(find(&map, "a", &guard).map(|n| n.value), Some(2));
+        assert_eq!(map.len(), 1);
+    }
+
+    /// `clear` empties a table with tombstones and live series alike, and
+    /// inserts afterwards start from an empty table.
+    #[test]
+    fn clear_after_churn_resets_the_filled_count() {
+        let map = map(10);
+        let guard = map.pin();
+        for v in ["a", "b", "c"] {
+            assert!(matches!(
+                map.get_or_insert(&[v], || 0, &guard),
+                Insert::Series(_)
+            ));
+        }
+        assert!(map.remove(&["b"], &guard));
+        assert_eq!(map.clear(&guard), 2);
+        assert_eq!((*map.lock_writer(), map.len()), (0, 0));
+        assert!(matches!(
+            map.get_or_insert(&["b"], || 7, &guard),
+            Insert::Series(_)
+        ));
+        assert_eq!(find(&map, "b", &guard).map(|n| n.value), Some(7));
+        assert!(find(&map, "a", &guard).is_none());
     }
 }

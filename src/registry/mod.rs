@@ -99,6 +99,7 @@
 //! ```
 
 mod buckets;
+mod cache;
 pub mod collect;
 mod describe;
 pub(crate) mod error;
