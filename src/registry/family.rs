@@ -6,12 +6,12 @@ use super::cache;
 use super::error::{MetricKind, RegistryError};
 use super::labels::LabelValues;
 use super::map::{Insert, Node, SeriesMap};
+use super::series::{Hold, Series};
 use crate::primitive::{Arc, AtomicU64, Mutex, OnceLock, Ordering::Relaxed};
 use crate::{Counter, Gauge, Histogram, Timer};
 use crossbeam_epoch::Guard;
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::Deref;
 
 /// The metric types a [`Family`] can hold.
 pub trait Metric: Send + Sync + 'static + sealed::Sealed {
@@ -663,61 +663,5 @@ impl<M> Drop for Inner<M> {
         // This thread's entries of the family can go with it (its map
         // flags every node removed as it drops, for other threads').
         cache::forget_family(self.id);
-    }
-}
-
-/// A series found by [`Family::with`] or [`Family::find`]: derefs to the
-/// metric while it keeps it alive, with an epoch guard (found in the map)
-/// or a borrow of this thread's cache entry, which holds a counted
-/// reference to the series (found in the cache). Not `Send`.
-pub struct Series<'a, M> {
-    value: *const M,
-    /// Kept for its drop (the guard's unpin, the borrow's release).
-    #[allow(dead_code)]
-    hold: Hold,
-    /// Under loom: the node's reclaimed flag (null unless from the cache),
-    /// checked on every use.
-    #[cfg(loom)]
-    reclaimed: *const std::sync::atomic::AtomicBool,
-    _family: PhantomData<&'a Family<M>>,
-}
-
-/// What keeps a [`Series`]' metric alive.
-enum Hold {
-    /// Found in the map: the guard of the lookup.
-    Guard(#[allow(dead_code)] Guard),
-    /// Found in this thread's cache: a borrow of the entry, which is
-    /// neither replaced nor released while it lives.
-    Cache(#[allow(dead_code)] cache::Borrow),
-}
-
-impl<M> Deref for Series<'_, M> {
-    type Target = M;
-
-    #[inline]
-    fn deref(&self) -> &M {
-        #[cfg(loom)]
-        if !self.reclaimed.is_null() {
-            // SAFETY: under loom nodes are never freed, only flagged.
-            let reclaimed = unsafe { &*self.reclaimed };
-            assert!(
-                !reclaimed.load(std::sync::atomic::Ordering::Relaxed),
-                "a cached series was used after its node was reclaimed"
-            );
-        }
-        // SAFETY: `value` points into a node of the family's map (or at its
-        // overflow metric). Found in the map: a removed node is released
-        // only after every guard pinned before its removal is dropped, and
-        // the guard in `hold` was pinned before the lookup that found it.
-        // Found in the cache: the entry borrowed in `hold` owns a counted
-        // reference to the node, and a borrowed entry is never released.
-        // The overflow metric lives in the family, which outlives `'a`.
-        unsafe { &*self.value }
-    }
-}
-
-impl<M: fmt::Debug> fmt::Debug for Series<'_, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        (**self).fmt(f)
     }
 }

@@ -110,6 +110,7 @@ mod hash;
 mod labels;
 mod map;
 mod recorder;
+mod series;
 mod stored;
 #[cfg_attr(not(feature = "metrics"), allow(unused_imports))]
 pub(crate) use stored::Stored;
@@ -125,6 +126,7 @@ pub use describe::Describe;
 pub use error::{MetricKind, RegistryError, OVERFLOW_LABEL};
 pub(crate) use families::counter_base;
 pub use families::{Registry, RegistryBuilder, DEFAULT_CARDINALITY_LIMIT};
-pub use family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, Series, TimerVec};
+pub use family::{CounterVec, Family, GaugeVec, HistogramVec, Metric, TimerVec};
 pub use labels::{display, Display, LabelValue, LabelValues, Text};
 pub use recorder::OperationRecorder;
+pub use series::Series;
