@@ -27,7 +27,7 @@
 //!
 //! Measured by `cargo bench --bench counter -- cpu/` (criterion, one thread,
 //! median estimate) on the development machine: 2 vCPU AMD EPYC KVM guest,
-//! Linux 6.18, glibc 2.36. Figures and method are in `papers/contention.md`.
+//! Linux 6.18, glibc 2.36. Figures and method are in `papers/metricz.md`.
 //!
 //! | path | ns per lookup |
 //! |---|---|

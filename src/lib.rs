@@ -22,8 +22,8 @@
 //! spends its time moving that word's cache line between cores: on the
 //! 2-core development machine, one `AtomicU64` shared by two threads does
 //! 53 M increments a second in total where [`Counter`] does 571 M, 10.8×
-//! (`papers/contention.md`, "Current run": median of 5 runs, peers in the
-//! same run, 2026-11-30). `Counter` keeps one cache-line-padded shard per
+//! (`papers/contention.md`, the run of 2026-11-30: median of 5 runs, peers
+//! in the same run; `papers/metricz.md` has the latest). `Counter` keeps one cache-line-padded shard per
 //! CPU, reads the CPU from the rseq area glibc registers (one load, see
 //! [`cpu`]), and increments its own CPU's shard with an
 //! unlocked add in a restartable sequence; reads sum the shards. The other
@@ -126,7 +126,10 @@
 //!
 //! The invariants each concurrent path keeps, and the loom model that checks
 //! each, are catalogued in `papers/invariants.md`; the method and results of
-//! the contention study are in `papers/contention.md`.
+//! the contention study are in the paper, `papers/metricz.md`.
+// docs.rs builds with `--cfg docsrs` (Cargo.toml): badges name the feature
+// an item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod counter;
 pub mod cpu;

@@ -1,4 +1,4 @@
-//! Shared by the benches and `examples/contention.rs`: the counter peers
+//! Shared by the benches and `examples/contention/`: the counter peers
 //! and baselines wrapped in [`CounterStrategy`], the histogram peers
 //! wrapped in [`HistogramStrategy`] with the table of values they all
 //! record, the labelled-counter families wrapped in [`FamilyStrategy`],

@@ -10,10 +10,11 @@ use std::ptr::NonNull;
 
 /// A monotonic counter sharded per CPU: the default counter of metricz.
 ///
-/// Each increment is one relaxed `fetch_add` on the shard of the CPU the
-/// thread runs on ([`cpu::current`](crate::cpu::current): an rseq read where
-/// glibc registered one), so threads on different CPUs never contend for a
-/// cache line. Shards are padded to [`CachePadded`](crossbeam_utils::CachePadded)
+/// Each increment adds to the shard of the CPU the thread runs on: an
+/// unlocked add inside a restartable sequence where glibc registered rseq and
+/// every CPU has its own shard, otherwise one relaxed `fetch_add` on the
+/// shard [`cpu::current`](crate::cpu::current) names. Threads on different
+/// CPUs never contend for a cache line. Shards are padded to [`CachePadded`](crossbeam_utils::CachePadded)
 /// (128 bytes on x86_64) and are a power of two in number: by default the next
 /// power of two of the CPUs the machine can have (its *possible* CPUs, so
 /// every CPU id has its own shard whatever thread created the counter), or

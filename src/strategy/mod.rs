@@ -1,7 +1,7 @@
 //! The counter strategies the contention study compares [`Counter`] with.
 //!
 //! Every strategy implements [`CounterStrategy`], and so does `Counter`, so
-//! the study (`examples/contention.rs`), the benches and the loom models
+//! the study (`examples/contention/`), the benches and the loom models
 //! drive them all through one interface:
 //!
 //! | type | increment | read | memory |

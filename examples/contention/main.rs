@@ -5,11 +5,27 @@
 //! `metrics-exporter-prometheus` one, in one process.
 //!
 //! ```text
-//! cargo run --release --example contention                  # full sweep
+//! cargo run --release --example contention -- --all         # every section, into papers/figures/current
+//! cargo run --release --example contention                  # every section, into target/metricz
 //! cargo run --release --example contention -- --threads 1,2,8 --runs 7
 //! cargo run --release --example contention -- --only facade # some sections
 //! cargo run --release --example contention -- --quick       # seconds; what the test runs
+//! cargo run --release --example contention -- --compare ours/contention.csv yours/contention.csv
 //! ```
+//!
+//! Every CSV starts with `# key: value` lines naming what it was measured
+//! on (`meta.rs`: CPU model, cores online and possible, NUMA nodes, kernel,
+//! whether rseq is registered, the CPU source, rustc, the crate version and
+//! git commit, the date); `machine.json` in the out dir holds the same, and
+//! every plot carries the machine along its foot. `--compare` reads those
+//! CSVs back (`curves.rs`, `compare.rs`) and overlays runs from other
+//! machines: a colour per strategy, a line style and marker per run, and a
+//! ratio table against the first run. The counter section fits the
+//! Universal Scalability Law to each strategy (`usl.rs`), prints the fit and
+//! its error, checks it against published many-core figures, and draws it
+//! to 256 cores, dashed where it is a model rather than a measurement. The
+//! export section (`exporters.rs`) times one registry encoded in every
+//! format beside the peers. `tables.txt` keeps everything printed.
 //!
 //! Protocol (see `papers/contention.md`): one rayon pool per thread count,
 //! built before any timing; each run uses a fresh counter, every thread warms
@@ -69,16 +85,27 @@
 //! `bytes_used` for metricz, records × 8 for the exporter.
 //!
 //! Writes the tables to stdout, and `contention.csv`, `contention.svg`,
+//! `contention-usl.csv`, `contention-usl.svg`, `export.csv`, `export.svg`,
+//! `machine.json`, `tables.txt`,
 //! `histogram.csv`, `histogram.svg`, `registry.csv`, `registry.svg`,
 //! `registry-churn.csv`, `registry-churn.svg`, `registry-encode.csv`,
 //! `registry-memory.csv`, `facade.csv` and `facade.svg` to
 //! `target/metricz/` (or `--out DIR`); `--only` runs and writes some
-//! sections (`counter`, `histogram`, `registry`, `facade`, comma-separated).
+//! sections (`counter`, `histogram`, `registry`, `facade`, `export`,
+//! comma-separated).
 //! Points with more threads than cores are oversubscribed and marked so in
 //! all of them.
 
-#[path = "../benches/support/mod.rs"]
+#[path = "../../benches/support/mod.rs"]
 mod support;
+
+mod compare;
+mod curves;
+mod exporters;
+mod meta;
+mod usl;
+
+use meta::Meta;
 
 use metricz::strategy::CounterStrategy;
 use plotters::prelude::*;
@@ -101,10 +128,12 @@ struct Config {
     out: PathBuf,
     /// The sections to run ([`SECTIONS`]).
     sections: Vec<&'static str>,
+    /// `--compare`: study CSVs to overlay instead of running anything.
+    compare: Vec<PathBuf>,
 }
 
 /// The study's sections, in the order they run.
-const SECTIONS: [&str; 4] = ["counter", "histogram", "registry", "facade"];
+const SECTIONS: [&str; 5] = ["counter", "histogram", "registry", "facade", "export"];
 
 impl Config {
     fn full() -> Self {
@@ -115,6 +144,7 @@ impl Config {
             warm: 10_000,
             out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/metricz"),
             sections: SECTIONS.to_vec(),
+            compare: Vec::new(),
         }
     }
 
@@ -138,11 +168,27 @@ impl Config {
         if quick {
             config = config.quick();
         }
-        let mut it = args.iter();
+        let mut out_given = false;
+        let mut it = args.iter().peekable();
         while let Some(arg) = it.next() {
+            if arg == "--compare" {
+                while let Some(path) = it.next_if(|a| !a.starts_with("--")) {
+                    config.compare.push(PathBuf::from(path));
+                }
+                if config.compare.is_empty() {
+                    return Err(format!("--compare needs study CSVs\n{USAGE}"));
+                }
+                continue;
+            }
             let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
             match arg.as_str() {
                 "--quick" => {}
+                "--all" => {
+                    config.sections = SECTIONS.to_vec();
+                    if !out_given {
+                        config.out = Path::new(env!("CARGO_MANIFEST_DIR")).join(PAPER_FIGURES);
+                    }
+                }
                 "--threads" => {
                     config.threads = value()?
                         .split(',')
@@ -162,7 +208,10 @@ impl Config {
                     let ms: u64 = value()?.parse().map_err(|_| "--millis takes a number")?;
                     config.run_time = Duration::from_millis(ms.max(1));
                 }
-                "--out" => config.out = PathBuf::from(value()?),
+                "--out" => {
+                    config.out = PathBuf::from(value()?);
+                    out_given = true;
+                }
                 "--only" => {
                     config.sections = value()?
                         .split(',')
@@ -182,8 +231,13 @@ impl Config {
     }
 }
 
-const USAGE: &str = "usage: contention [--quick] [--threads 1,2,4] [--runs N] [--millis MS] \
-     [--out DIR] [--only counter,histogram,registry,facade]";
+/// Where `--all` writes: the figures and tables the paper cites.
+const PAPER_FIGURES: &str = "papers/figures/current";
+
+const USAGE: &str =
+    "usage: contention [--all] [--quick] [--threads 1,2,4] [--runs N] [--millis MS] \
+     [--out DIR] [--only counter,histogram,registry,facade,export]\n       \
+     contention --compare A.csv B.csv ... [--out DIR]";
 
 /// One point of a curve.
 #[derive(Debug, Clone)]
@@ -628,9 +682,9 @@ fn encode_table(rows: &[EncodeRow]) -> String {
 }
 
 /// `registry-encode.csv`.
-fn encode_csv(rows: &[EncodeRow], machine: &str) -> String {
+fn encode_csv(rows: &[EncodeRow], header: &str) -> String {
     let mut out = format!(
-        "# machine: {machine}\n\
+        "{header}\
          # text exposition of {ENCODE_SERIES} two-label counters; rows = arena rows written per chunk\n\
          layout,shards,rows,runs,median_ms,min_ms,max_ms\n"
     );
@@ -794,9 +848,9 @@ fn memory_table(rows: &[MemoryRow]) -> String {
 }
 
 /// `registry-memory.csv`.
-fn memory_csv(rows: &[MemoryRow], machine: &str) -> String {
+fn memory_csv(rows: &[MemoryRow], header: &str) -> String {
     let mut out = format!(
-        "# machine: {machine}\n\
+        "{header}\
          # counter storage only: standalone Counter = series x shards x padded shard; \
          registry arena = installed chunks x (shards x 8 B directory + CPUs that wrote x 4 KiB row)\n\
          layout,series,shards,counter_bytes,counter_mib\n"
@@ -824,27 +878,6 @@ fn report(point: Point) -> Point {
         point.median()
     );
     point
-}
-
-/// A one-line description of the machine, recorded with every figure.
-fn machine() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|k| format!(", Linux {}", k.trim()))
-        .unwrap_or_default();
-    format!(
-        "{} cores, {model}{kernel}, cpu source {:?}",
-        cores(),
-        metricz::cpu::source()
-    )
 }
 
 /// The table printed to stdout; a bytes column when the points have bytes.
@@ -893,9 +926,9 @@ fn table(points: &[Point], cores: usize) -> String {
 
 /// The CSV file; a trailing `bytes_per_series` column when the points have
 /// bytes (empty where one lacks them).
-fn csv(points: &[Point], cores: usize, machine: &str) -> String {
+fn csv(points: &[Point], cores: usize, header: &str) -> String {
     let with_bytes = points.iter().any(|p| p.bytes.is_some());
-    let mut out = format!("# machine: {machine}\n");
+    let mut out = header.to_string();
     out.push_str("strategy,threads,oversubscribed,runs,ops_per_thread,mops_median,mops_min,mops_max,ns_per_op_median");
     out.push_str(if with_bytes {
         ",bytes_per_series\n"
@@ -959,6 +992,26 @@ const FACADE_LABELS: Labels = Labels {
     y_desc: "throughput, M macro calls/s (log)",
 };
 
+/// An SVG drawing area of `size` with the machine line stamped along its
+/// foot: returns the area above the stamp, white, for the chart.
+fn stamped<'a>(
+    path: &'a Path,
+    size: (u32, u32),
+    machine: &str,
+) -> Result<DrawingArea<SVGBackend<'a>, plotters::coord::Shift>, String> {
+    let err = |e: &dyn std::fmt::Display| format!("plot {}: {e}", path.display());
+    let root = SVGBackend::new(path, (size.0, size.1 + 22)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (chart, foot) = root.split_vertically(size.1);
+    foot.draw(&Text::new(
+        format!("machine: {machine}"),
+        (12, 4),
+        ("sans-serif", 12),
+    ))
+    .map_err(|e| err(&e))?;
+    Ok(chart)
+}
+
 /// Throughput against threads, log y, one curve per strategy with min–max
 /// bars, the oversubscribed region shaded.
 fn plot(
@@ -978,10 +1031,9 @@ fn plot(
         .max(0.01)
         / 2.0;
 
-    let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = stamped(path, (1000, 640), machine)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{}, {machine}", labels.caption), ("sans-serif", 16))
+        .caption(labels.caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64)
@@ -1060,8 +1112,8 @@ fn plot(
     Ok(())
 }
 
-/// Distinct colours for up to ten curves (Tableau 10).
-const PALETTE: [RGBColor; 10] = [
+/// Distinct colours for up to twelve curves (Tableau 10, then two darker).
+const PALETTE: [RGBColor; 12] = [
     RGBColor(78, 121, 167),
     RGBColor(242, 142, 43),
     RGBColor(225, 87, 89),
@@ -1072,6 +1124,8 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(255, 157, 167),
     RGBColor(156, 117, 95),
     RGBColor(100, 100, 100),
+    RGBColor(20, 60, 110),
+    RGBColor(0, 0, 0),
 ];
 
 /// The points of every section of the study.
@@ -1085,6 +1139,8 @@ struct Study {
     encode: Vec<EncodeRow>,
     memory: Vec<MemoryRow>,
     facade: Vec<Point>,
+    fits: Vec<(String, usl::Fit)>,
+    export: Vec<exporters::ExportRow>,
 }
 
 /// Writes `{stem}.csv` and `{stem}.svg` to the out dir; returns their paths.
@@ -1092,30 +1148,74 @@ fn write_outputs(
     config: &Config,
     stem: &str,
     points: &[Point],
-    machine: &str,
+    meta: &Meta,
     labels: Labels,
 ) -> Result<(PathBuf, PathBuf), String> {
     let cores = cores();
     let csv_path = config.out.join(format!("{stem}.csv"));
-    std::fs::write(&csv_path, csv(points, cores, machine))
-        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    write_file(&csv_path, &csv(points, cores, &meta.header()))?;
     let svg_path = config.out.join(format!("{stem}.svg"));
-    plot(points, cores, machine, labels, &svg_path)?;
+    plot(points, cores, &meta.summary(), labels, &svg_path)?;
     Ok((csv_path, svg_path))
 }
+
+/// Writes `text` to `path`, naming the path in the error.
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The counter curves as [`curves::Curve`]s, for the scaling model.
+fn to_curves(points: &[Point], cores: usize) -> Vec<curves::Curve> {
+    let mut out: Vec<curves::Curve> = Vec::new();
+    for p in points {
+        let point = curves::CurvePoint {
+            threads: p.threads,
+            mops: p.median(),
+            min: p.min(),
+            max: p.max(),
+            oversubscribed: p.threads > cores,
+        };
+        match out.iter_mut().find(|c| c.strategy == p.strategy) {
+            Some(curve) => curve.points.push(point),
+            None => out.push(curves::Curve {
+                strategy: p.strategy.to_string(),
+                points: vec![point],
+            }),
+        }
+    }
+    out
+}
+
+/// The core count the scaling model extrapolates to.
+const MODEL_CORES: usize = 256;
 
 /// Runs the study's sections and writes their outputs; returns the points
 /// (empty for the sections not run).
 fn run(config: &Config) -> Result<Study, String> {
-    let machine = machine();
+    let meta = Meta::current();
+    // Everything the run prints to stdout, kept for `tables.txt`.
+    let printed = std::cell::RefCell::new(meta.header());
+    macro_rules! say_raw {
+        ($($arg:tt)*) => {{
+            let text = format!($($arg)*);
+            print!("{text}");
+            printed.borrow_mut().push_str(&text);
+        }};
+    }
+    macro_rules! say {
+        () => { say_raw!("\n") };
+        ($($arg:tt)*) => {{ say_raw!($($arg)*); say_raw!("\n"); }};
+    }
+    let header = meta.header();
     let cores = cores();
-    eprintln!("metricz contention study: {machine}");
+    eprintln!("metricz contention study: {}", meta.summary());
     eprintln!(
         "threads {:?}, {} runs per point, ~{:?} per run, sections {:?}",
         config.threads, config.runs, config.run_time, config.sections
     );
     let pools: Vec<ThreadPool> = config.threads.iter().map(|&t| support::pool(t)).collect();
     std::fs::create_dir_all(&config.out).map_err(|e| format!("{}: {e}", config.out.display()))?;
+    write_file(&config.out.join("machine.json"), &meta.to_json())?;
     let mut study = Study {
         counters: Vec::new(),
         histograms: Vec::new(),
@@ -1124,12 +1224,14 @@ fn run(config: &Config) -> Result<Study, String> {
         encode: Vec::new(),
         memory: Vec::new(),
         facade: Vec::new(),
+        fits: Vec::new(),
+        export: Vec::new(),
     };
     let section = |points: &[Point], stem: &str, labels: Labels| -> Result<(), String> {
-        println!();
-        print!("{}", table(points, cores));
-        let (csv_path, svg_path) = write_outputs(config, stem, points, &machine, labels)?;
-        println!("wrote {} and {}", csv_path.display(), svg_path.display());
+        say!();
+        say_raw!("{}", table(points, cores));
+        let (csv_path, svg_path) = write_outputs(config, stem, points, &meta, labels)?;
+        say!("wrote {} and {}", csv_path.display(), svg_path.display());
         Ok(())
     };
 
@@ -1137,6 +1239,19 @@ fn run(config: &Config) -> Result<Study, String> {
         eprintln!("counter increment:");
         study.counters = sweep(&pools, config)?;
         section(&study.counters, "contention", COUNTER_LABELS)?;
+        {
+            let curves = to_curves(&study.counters, cores);
+            study.fits = usl::fit_curves(&curves, cores);
+            say!();
+            say_raw!("{}", usl::fit_table(&study.fits));
+            say!();
+            say_raw!("{}", usl::published_check(&study.fits));
+            let csv_path = config.out.join("contention-usl.csv");
+            write_file(&csv_path, &usl::fit_csv(&study.fits, &meta))?;
+            let svg_path = config.out.join("contention-usl.svg");
+            usl::plot(&curves, &study.fits, cores, &meta, MODEL_CORES, &svg_path)?;
+            say!("wrote {} and {}", csv_path.display(), svg_path.display());
+        }
     }
 
     if config.runs("histogram") {
@@ -1154,19 +1269,17 @@ fn run(config: &Config) -> Result<Study, String> {
         section(&study.churn, "registry-churn", CHURN_LABELS)?;
         eprintln!("registry scrape cost against shards (text, {ENCODE_SERIES} series):");
         study.encode = registry_encode(config)?;
-        println!();
-        print!("{}", encode_table(&study.encode));
+        say!();
+        say_raw!("{}", encode_table(&study.encode));
         let encode_path = config.out.join("registry-encode.csv");
-        std::fs::write(&encode_path, encode_csv(&study.encode, &machine))
-            .map_err(|e| format!("{}: {e}", encode_path.display()))?;
-        println!("wrote {}", encode_path.display());
+        write_file(&encode_path, &encode_csv(&study.encode, &header))?;
+        say!("wrote {}", encode_path.display());
         study.memory = registry_memory()?;
-        println!();
-        print!("{}", memory_table(&study.memory));
+        say!();
+        say_raw!("{}", memory_table(&study.memory));
         let memory_path = config.out.join("registry-memory.csv");
-        std::fs::write(&memory_path, memory_csv(&study.memory, &machine))
-            .map_err(|e| format!("{}: {e}", memory_path.display()))?;
-        println!("wrote {}", memory_path.display());
+        write_file(&memory_path, &memory_csv(&study.memory, &header))?;
+        say!("wrote {}", memory_path.display());
     }
 
     if config.runs("facade") {
@@ -1176,13 +1289,34 @@ fn run(config: &Config) -> Result<Study, String> {
         );
         study.facade = facade_sweep(&pools, config)?;
         section(&study.facade, "facade", FACADE_LABELS)?;
-        print!("{}", facade_ratios(&study.facade, cores));
+        say_raw!("{}", facade_ratios(&study.facade, cores));
     }
+
+    if config.runs("export") {
+        eprintln!("export: one registry encoded in every format, beside the peers:");
+        study.export = exporters::measure(config)?;
+        say!();
+        say_raw!("{}", exporters::table(&study.export));
+        let csv_path = config.out.join("export.csv");
+        write_file(&csv_path, &exporters::csv(&study.export, &meta))?;
+        let svg_path = config.out.join("export.svg");
+        exporters::plot(&study.export, &meta, &svg_path)?;
+        say!("wrote {} and {}", csv_path.display(), svg_path.display());
+    }
+    let tables = config.out.join("tables.txt");
+    write_file(&tables, &printed.borrow())?;
+    say!("wrote {}", tables.display());
     Ok(study)
 }
 
 fn main() {
-    let result = Config::from_args(std::env::args().skip(1)).and_then(|config| run(&config));
+    let result = Config::from_args(std::env::args().skip(1)).and_then(|config| {
+        if config.compare.is_empty() {
+            run(&config).map(drop)
+        } else {
+            compare::run(&config.compare, &config.out).map(|table| print!("{table}"))
+        }
+    });
     if let Err(e) = result {
         eprintln!("{e}");
         std::process::exit(1);
@@ -1373,7 +1507,7 @@ mod tests {
             assert!(median > 0.0, "{row:?}");
         }
         let csv = std::fs::read_to_string(out.join("registry.csv")).expect("registry csv");
-        assert!(csv.starts_with("# machine: "));
+        assert!(csv.starts_with("# metricz contention study\n# machine: "));
         let rows: Vec<&str> = csv
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -1463,7 +1597,7 @@ mod tests {
             "workload, then implementation, then threads"
         );
         let csv = std::fs::read_to_string(out.join("facade.csv")).expect("facade csv");
-        assert!(csv.starts_with("# machine: "));
+        assert!(csv.starts_with("# metricz contention study\n# machine: "));
         for fields in checked_rows(&csv, &curves, "facade") {
             let threads: usize = fields[1].parse().unwrap();
             assert_eq!(fields[2], (threads > cores()).to_string(), "{fields:?}");
@@ -1492,6 +1626,62 @@ mod tests {
                 "facade legend lacks {name}"
             );
         }
+
+        // The run describes itself: every CSV starts with the metadata,
+        // which reads back; machine.json holds the same; tables.txt what
+        // was printed; every plot carries the machine line.
+        let meta = meta::Meta::current();
+        for stem in [
+            "contention",
+            "contention-usl",
+            "histogram",
+            "registry",
+            "registry-churn",
+            "registry-encode",
+            "registry-memory",
+            "facade",
+            "export",
+        ] {
+            let (read, _) = meta::Meta::read(&out.join(format!("{stem}.csv"))).expect(stem);
+            for key in [
+                "cpu_model",
+                "cores_online",
+                "rustc",
+                "git_commit",
+                "crate_version",
+            ] {
+                assert_eq!(read.get(key), meta.get(key), "{stem}.csv {key}");
+            }
+            assert!(read.get("date").is_some_and(|d| d.len() == 20), "{stem}");
+        }
+        let json = std::fs::read_to_string(out.join("machine.json")).expect("machine.json");
+        assert!(json.contains("\"rseq_registered\""), "{json}");
+        let tables = std::fs::read_to_string(out.join("tables.txt")).expect("tables.txt");
+        assert!(tables.starts_with("# metricz contention study\n"));
+        assert!(tables.contains("per-cpu-locked") && tables.contains("ns/op/thr"));
+        for svg in [
+            "contention",
+            "contention-usl",
+            "histogram",
+            "registry",
+            "facade",
+            "export",
+        ] {
+            let text = std::fs::read_to_string(out.join(format!("{svg}.svg"))).expect(svg);
+            assert!(
+                text.contains(&format!("machine: {}", meta.get("cores_online").unwrap())),
+                "{svg}.svg lacks the machine line"
+            );
+        }
+        // The curves read back as the points the run measured.
+        let read = curves::read(&out.join("contention.csv")).expect("contention.csv reads back");
+        assert_eq!(read.curves.len(), strategies.len());
+        let rseq = read.curves.iter().find(|c| c.strategy == "rseq").unwrap();
+        let measured = points
+            .iter()
+            .find(|p| p.strategy == "rseq" && p.threads == 2)
+            .unwrap();
+        assert!((rseq.at(2).unwrap().mops - measured.median()).abs() < 1e-3 * measured.median());
         let _ = std::fs::remove_dir_all(&out);
     }
 
@@ -1557,6 +1747,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.threads, c.runs), (vec![1, 3], 7));
+    }
+
+    #[test]
+    fn all_and_compare_arguments() {
+        let all = Config::from_args(["--all".to_string()]).unwrap();
+        assert_eq!(all.sections, SECTIONS);
+        assert!(all.out.ends_with(PAPER_FIGURES), "{}", all.out.display());
+        // --out wins, before or after --all.
+        for args in [["--all", "--out", "/tmp/x"], ["--out", "/tmp/x", "--all"]] {
+            let c = Config::from_args(args.map(String::from)).unwrap();
+            assert_eq!(c.out, Path::new("/tmp/x"));
+        }
+        let c =
+            Config::from_args(["--compare", "a.csv", "b.csv", "--out", "/tmp/y"].map(String::from))
+                .unwrap();
+        assert_eq!(c.compare, [PathBuf::from("a.csv"), PathBuf::from("b.csv")]);
+        assert_eq!(c.out, Path::new("/tmp/y"));
+        assert!(Config::from_args(["--compare".to_string()]).is_err());
+        assert!(Config::from_args(["--compare", "--all"].map(String::from)).is_err());
+        assert!(Config::full().compare.is_empty());
     }
 
     #[test]
