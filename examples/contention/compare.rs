@@ -296,15 +296,7 @@ fn plot(runs: &[Run], path: &Path) -> Result<(), String> {
                 EmptyElement::at((x, y)) + segment(0) + segment(1) + segment(2)
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    crate::finish(chart, &root, SeriesLabelPosition::LowerLeft)
 }
 
 #[cfg(test)]

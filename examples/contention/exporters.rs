@@ -151,22 +151,11 @@ fn bounds() -> Vec<f64> {
     (0..BOUNDS).map(|k| 1e-6 * (1u64 << k) as f64).collect()
 }
 
-/// The records of every histogram series, in nanoseconds: [`RECORDS`]
-/// log-uniform values in [1 µs, 100 ms] from a fixed-seed splitmix64 (the
-/// generator of `benches/peers`).
+/// The records of every histogram series, in nanoseconds: the first
+/// [`RECORDS`] of the study's fixed-seed log-uniform table (1 µs–100 ms,
+/// `support::values`).
 fn records() -> Vec<u64> {
-    let mut state: u64 = 0x5eed_1234_abcd_0001;
-    (0..RECORDS)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            let u = (z >> 11) as f64 / (1u64 << 53) as f64;
-            10f64.powf(3.0 + 5.0 * u).round() as u64
-        })
-        .collect()
+    crate::support::values()[..RECORDS].to_vec()
 }
 
 /// The sum of one histogram series' records, in seconds.
@@ -1069,15 +1058,7 @@ pub(crate) fn plot(rows: &[ExportRow], meta: &Meta, path: &Path) -> Result<(), S
             )
         }))
         .map_err(|e| err(&e))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    crate::finish(chart, &root, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

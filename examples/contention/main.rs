@@ -1101,15 +1101,27 @@ fn plot(
             }))
             .map_err(|e| err(&e))?;
     }
+    finish(chart, &root, SeriesLabelPosition::LowerLeft)
+}
+
+/// The end of every plot: the legend at `position`, then the file written.
+fn finish<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    mut chart: ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| format!("plot: {e}");
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
         .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    root.present().map_err(|e| err(&e))
 }
 
 /// Distinct colours for up to twelve curves (Tableau 10, then two darker).
