@@ -6,7 +6,8 @@
 //! with circles, B dashed with triangles, C dotted with squares, then
 //! repeating with crosses. The x axis is log₂ threads, so a 2-core and a
 //! 96-core run share it; each run's points beyond its own core count are
-//! hollow (oversubscribed on that machine).
+//! hollow (oversubscribed on that machine). Each run also gets its own
+//! scaling-model fit (`usl.rs`) on the points its machine had cores for.
 
 use crate::curves::{self, CurvePoint, Run};
 use crate::{stamped, write_file, PALETTE};
@@ -28,6 +29,20 @@ pub(crate) fn run(paths: &[PathBuf], out: &Path) -> Result<String, String> {
         .map(|p| curves::read(p))
         .collect::<Result<_, _>>()?;
     let mut text = table(&runs, paths);
+    // Each run's own scaling model: on a many-core run (4+ thread counts
+    // within its cores) this is the full USL. The oversubscribed flag each
+    // CSV row carries says which points the run's machine had cores for.
+    for (run, name) in runs.iter().zip(NAMES) {
+        let fits = crate::usl::fit_curves(&run.curves, usize::MAX);
+        if !fits.is_empty() {
+            let _ = write!(
+                text,
+                "\nrun {name}, {}: {}",
+                run.meta.label(),
+                crate::usl::fit_table(&fits)
+            );
+        }
+    }
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let stem = paths[0]
         .file_stem()
@@ -371,6 +386,10 @@ mod tests {
         assert!(text.contains("0.80×"), "{text}");
         assert!(!text.contains("  64 "), "64 threads only in B: {text}");
         assert!(text.contains("not in run B: only-a"), "{text}");
+        // Each run fitted on its own points: B's 64-thread points are within
+        // its 96 cores, A's curves have 2 points.
+        assert!(text.contains("run A, 2× Small CPU: USL fits"), "{text}");
+        assert!(text.contains("run B, 96× Big CPU: USL fits"), "{text}");
         let csv = std::fs::read_to_string(out.join("compare-a.csv")).unwrap();
         assert!(csv.contains("# A.cpu_model: Small CPU"), "{csv}");
         assert!(csv.contains("# B.cores_online: 96"), "{csv}");

@@ -83,7 +83,7 @@
 //! ns, predicted against published), a dimensionless shape check that does
 //! not depend on the unit and less on the machine.
 
-use crate::curves::Curve;
+use crate::curves::{Curve, CurvePoint};
 use crate::meta::Meta;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -173,6 +173,45 @@ pub(crate) struct Fit {
     pub(crate) reason: String,
     /// The other one-parameter model, when σ and κ could not be separated.
     pub(crate) alternative: Option<Box<Fit>>,
+    /// The fits to the runs' extremes ([`fit_curves`]): how far the
+    /// parameters and predictions move within the measured min–max.
+    pub(crate) spread: Option<Box<Spread>>,
+}
+
+/// The same model fitted to the extremes of the runs: the best-scaling
+/// curve (each point's slowest run at the fewest threads, its fastest run
+/// elsewhere) and the worst-scaling one (the reverse). With no residual
+/// degrees of freedom the fit error measures nothing; this interval is the
+/// error bar that remains, and on a noisy 2-vCPU VM it is wide.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Spread {
+    /// The fit to the best-scaling extremes.
+    pub(crate) best: Fit,
+    /// The fit to the worst-scaling extremes.
+    pub(crate) worst: Fit,
+}
+
+impl Spread {
+    /// `(low, high)` of `of` over the two fits.
+    pub(crate) fn range(&self, of: impl Fn(&Fit) -> f64) -> (f64, f64) {
+        let (a, b) = (of(&self.best), of(&self.worst));
+        (a.min(b), a.max(b))
+    }
+
+    /// σ's interval.
+    pub(crate) fn sigma(&self) -> (f64, f64) {
+        self.range(|f| f.sigma)
+    }
+
+    /// κ's interval.
+    pub(crate) fn kappa(&self) -> (f64, f64) {
+        self.range(|f| f.kappa)
+    }
+
+    /// The interval of predicted ns/op per thread at `n` threads.
+    pub(crate) fn ns_per_op(&self, n: f64) -> (f64, f64) {
+        self.range(|f| f.ns_per_op(n))
+    }
 }
 
 impl Fit {
@@ -258,6 +297,7 @@ pub(crate) fn fit(points: &[(f64, f64)]) -> Option<Fit> {
             model,
             reason: String::new(),
             alternative: None,
+            spread: None,
         }
     };
     if distinct >= FULL_MODEL_MIN_COUNTS {
@@ -468,13 +508,34 @@ pub(crate) fn fit_curves(curves: &[Curve], cores: usize) -> Vec<(String, Fit)> {
     curves
         .iter()
         .filter_map(|curve| {
-            let points: Vec<(f64, f64)> = curve
+            let used: Vec<&CurvePoint> = curve
                 .points
                 .iter()
                 .filter(|p| !p.oversubscribed && p.threads <= cores)
-                .map(|p| (p.threads as f64, p.mops))
                 .collect();
-            fit(&points).map(|f| (curve.strategy.clone(), f))
+            let fewest = used.iter().map(|p| p.threads).min()?;
+            // The median curve, then the best- and worst-scaling extremes.
+            let pick = |at_fewest: fn(&CurvePoint) -> f64, elsewhere: fn(&CurvePoint) -> f64| {
+                let points: Vec<(f64, f64)> = used
+                    .iter()
+                    .map(|p| {
+                        let x = if p.threads == fewest {
+                            at_fewest(p)
+                        } else {
+                            elsewhere(p)
+                        };
+                        (p.threads as f64, x)
+                    })
+                    .collect();
+                fit(&points)
+            };
+            let mut median = pick(|p| p.mops, |p| p.mops)?;
+            let best = pick(|p| p.min, |p| p.max);
+            let worst = pick(|p| p.max, |p| p.min);
+            median.spread = best
+                .zip(worst)
+                .map(|(best, worst)| Box::new(Spread { best, worst }));
+            Some((curve.strategy.clone(), median))
         })
         .collect()
 }
@@ -543,6 +604,29 @@ pub(crate) fn fit_table(fits: &[(String, Fit)]) -> String {
         out,
         "(ns@N: modelled wall ns per increment per thread at N threads, N × 1000 / X(N); all beyond the fitted range)"
     );
+    let _ = writeln!(
+        out,
+        "run spread: the same model fitted to the runs' extremes (best scaling: slowest run at the fewest threads, \
+         fastest elsewhere; worst: the reverse)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>23} {:>23} {:>23}",
+        "strategy", "σ", "ns@64", "ns@256"
+    );
+    for (name, f) in fits {
+        if let Some(sp) = &f.spread {
+            let interval = |(lo, hi): (f64, f64)| format!("[{}, {}]", num(lo), num(hi));
+            let _ = writeln!(
+                out,
+                "{:<width$} {:>23} {:>23} {:>23}",
+                name,
+                interval(sp.sigma()),
+                interval(sp.ns_per_op(64.0)),
+                interval(sp.ns_per_op(256.0)),
+            );
+        }
+    }
     // Why each model, grouped by reason.
     let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
     for (name, f) in fits {
@@ -606,6 +690,10 @@ pub(crate) fn fit_csv(fits: &[(String, Fit)], meta: &Meta) -> String {
     for n in PREDICT_AT {
         let _ = write!(out, ",ns_per_op_{n}");
     }
+    out.push_str(",sigma_lo,sigma_hi,kappa_lo,kappa_hi");
+    for n in PREDICT_AT {
+        let _ = write!(out, ",ns_per_op_{n}_lo,ns_per_op_{n}_hi");
+    }
     out.push_str(",alt_model,alt_lambda_mops,alt_sigma,alt_kappa,reason\n");
     for (name, f) in fits {
         let _ = write!(
@@ -625,6 +713,23 @@ pub(crate) fn fit_csv(fits: &[(String, Fit)], meta: &Meta) -> String {
         );
         for n in PREDICT_AT {
             let _ = write!(out, ",{:.4}", f.ns_per_op(n as f64));
+        }
+        match &f.spread {
+            Some(sp) => {
+                let _ = write!(
+                    out,
+                    ",{},{},{},{}",
+                    csv_num(sp.sigma().0),
+                    csv_num(sp.sigma().1),
+                    csv_num(sp.kappa().0),
+                    csv_num(sp.kappa().1)
+                );
+                for n in PREDICT_AT {
+                    let (lo, hi) = sp.ns_per_op(n as f64);
+                    let _ = write!(out, ",{lo:.4},{hi:.4}");
+                }
+            }
+            None => out.push_str(&",".repeat(4 + 2 * PREDICT_AT.len())),
         }
         match &f.alternative {
             Some(alt) => {
@@ -1015,8 +1120,15 @@ pub(crate) fn published_check(fits: &[(String, Fit)]) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<28} {:<15} {:<7} {:>14} {:>14} {:>11} {:>10}",
-            "published", "ours", "model", "ns/op/thread", "predicted", "published", "pred/pub"
+            "  {:<28} {:<15} {:<7} {:>14} {:>14} {:>11} {:>10}  {}",
+            "published",
+            "ours",
+            "model",
+            "ns/op/thread",
+            "predicted",
+            "published",
+            "pred/pub",
+            "pred/pub over the run spread"
         );
         let mut predicted: Vec<Option<f64>> = Vec::new();
         for &(what, ours, ns) in published.rows {
@@ -1024,9 +1136,13 @@ pub(crate) fn published_check(fits: &[(String, Fit)]) -> String {
                 Some(f) => {
                     let p = published.unit.predict(f, n);
                     let ratio = p / ns;
+                    let spread = f.spread.as_ref().map_or_else(String::new, |sp| {
+                        let (lo, hi) = sp.range(|g| published.unit.predict(g, n) / ns);
+                        format!("[{}×, {}×]", num(lo), num(hi))
+                    });
                     let _ = writeln!(
                         out,
-                        "  {:<28} {:<15} {:<7} {:>14} {:>14} {:>11} {:>9}×",
+                        "  {:<28} {:<15} {:<7} {:>14} {:>14} {:>11} {:>9}×  {spread}",
                         what,
                         ours,
                         f.model.name(),
@@ -1249,6 +1365,59 @@ mod tests {
     }
 
     #[test]
+    fn spread_fits_the_runs_extremes() {
+        let p = |threads, mops, min, max| CurvePoint {
+            threads,
+            mops,
+            min,
+            max,
+            oversubscribed: false,
+        };
+        let curve = Curve {
+            strategy: "c".to_string(),
+            points: vec![p(1, 100.0, 90.0, 110.0), p(2, 150.0, 140.0, 160.0)],
+        };
+        let fits = fit_curves(&[curve], 2);
+        let f = &fits[0].1;
+        // σ = 2·X(1)/X(2) − 1 through two points.
+        assert!(close(f.sigma, 2.0 * 100.0 / 150.0 - 1.0, 1e-6), "{f:?}");
+        let sp = f.spread.as_ref().expect("spread");
+        let sigma = sp.sigma();
+        assert!(
+            close(sigma.0, 2.0 * 90.0 / 160.0 - 1.0, 1e-6),
+            "best: {sp:?}"
+        );
+        assert!(
+            close(sigma.1, 2.0 * 110.0 / 140.0 - 1.0, 1e-6),
+            "worst: {sp:?}"
+        );
+        assert!(sigma.0 < f.sigma && f.sigma < sigma.1);
+        let (lo, hi) = sp.ns_per_op(256.0);
+        assert!(lo < f.ns_per_op(256.0) && f.ns_per_op(256.0) < hi, "{sp:?}");
+        // The table and CSV carry it.
+        assert!(
+            fit_table(&fits).contains("[0.1250, 0.5714]"),
+            "{}",
+            fit_table(&fits)
+        );
+        let csv = fit_csv(&fits, &meta());
+        let header: Vec<&str> = csv
+            .lines()
+            .find(|l| l.starts_with("strategy,"))
+            .unwrap()
+            .split(',')
+            .collect();
+        let row: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+        let at = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert!(close(at("sigma_lo").parse().unwrap(), 0.125, 1e-5));
+        assert!(close(
+            at("sigma_hi").parse().unwrap(),
+            2.0 * 110.0 / 140.0 - 1.0,
+            1e-5
+        ));
+    }
+
+    #[test]
     fn curves_fit_within_the_cores_only() {
         let fits = fit_curves(&curves(), 2);
         let names: Vec<&str> = fits.iter().map(|(n, _)| n.as_str()).collect();
@@ -1338,6 +1507,7 @@ mod tests {
             model: Model::SigmaOnly,
             reason: String::new(),
             alternative: None,
+            spread: None,
         };
         let out = published_check(&[("atomic".to_string(), flat)]);
         // ClickHouse ProfileEvents (aggregate, 500 threads): 10 vs 26.1.
