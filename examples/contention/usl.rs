@@ -1120,15 +1120,8 @@ pub(crate) fn published_check(fits: &[(String, Fit)]) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<28} {:<15} {:<7} {:>14} {:>14} {:>11} {:>10}  {}",
-            "published",
-            "ours",
-            "model",
-            "ns/op/thread",
-            "predicted",
-            "published",
-            "pred/pub",
-            "pred/pub over the run spread"
+            "  {:<28} {:<15} {:<7} {:>14} {:>14} {:>11} {:>10}  pred/pub over the run spread",
+            "published", "ours", "model", "ns/op/thread", "predicted", "published", "pred/pub"
         );
         let mut predicted: Vec<Option<f64>> = Vec::new();
         for &(what, ours, ns) in published.rows {
