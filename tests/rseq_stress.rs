@@ -1,9 +1,13 @@
 //! Proof that restartable-sequence increments lose nothing, where loom
 //! cannot look: the kernel's restart is outside the program. Built only
 //! with `--cfg metricz_stress` (`scripts/test` runs it so), which widens
-//! the window between an increment's load and its commit to a `pause` loop
-//! of tens of microseconds, so preemptions, migrations and signals land
-//! inside sequences all the time.
+//! the window between an increment's load and its commit to a spin loop
+//! (`pause` on x86_64, `yield` on aarch64) of microseconds, so preemptions,
+//! migrations and signals land inside sequences all the time. On x86_64 it
+//! runs natively; on aarch64 under a real kernel in full-system emulation
+//! (`scripts/aarch64-emulated`, package `tests/emulated`), with the knobs
+//! below raised: 1 M increments a test, at least 1 000 aborts, rare
+//! yields, and a timer per worker.
 //!
 //! - more threads than cores, each rotating its CPU affinity and yielding,
 //!   while another thread floods them with signals whose handler increments
@@ -36,7 +40,96 @@ use std::sync::{Barrier, Mutex};
 use std::time::Duration;
 
 const THREADS: usize = 8;
+/// Increments per worker, unless `METRICZ_STRESS_PER_THREAD` says more
+/// (the emulated aarch64 run, `scripts/aarch64-emulated`, asks for 1 M in
+/// all).
 const PER_THREAD: u64 = 3_000;
+
+/// A number from the environment, else `default` (the emulated run's
+/// `/init` sets them; see `scripts/aarch64-emulated`).
+fn knob(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// [`PER_THREAD`], or `METRICZ_STRESS_PER_THREAD`.
+fn per_thread() -> u64 {
+    knob("METRICZ_STRESS_PER_THREAD", PER_THREAD)
+}
+
+/// A worker yields every this many increments: 31, or
+/// `METRICZ_STRESS_YIELD_EVERY`. Under emulation a voluntary switch at a
+/// yield (outside any sequence) would take the place of most of the
+/// preemptions that abort sequences, so the emulated run yields rarely.
+fn yield_every() -> u64 {
+    knob("METRICZ_STRESS_YIELD_EVERY", 31).max(1)
+}
+
+/// Each worker's own timer period, µs: 0 (none), or
+/// `METRICZ_STRESS_TIMER_US`. A high-resolution timer sends SIGUSR1 to
+/// its worker every period, wherever the worker is: a running worker is
+/// interrupted at once, inside a sequence as often as it is in one. The
+/// flooder's signals are too few under emulation (each of its system
+/// calls is slow there) to reach the emulated run's abort count.
+fn timer_us() -> u64 {
+    knob("METRICZ_STRESS_TIMER_US", 0)
+}
+
+/// Arms a timer (`CLOCK_MONOTONIC`) that sends SIGUSR1 to the calling
+/// thread every `us` microseconds; `None` for 0.
+fn arm_timer(us: u64) -> Option<libc::timer_t> {
+    if us == 0 {
+        return None;
+    }
+    // SAFETY: a zeroed `sigevent` filled in for SIGEV_THREAD_ID delivery
+    // to the calling thread, and an `itimerspec` passed by reference; the
+    // timer is deleted by `disarm` before the thread exits.
+    unsafe {
+        let mut event: libc::sigevent = std::mem::zeroed();
+        event.sigev_notify = libc::SIGEV_THREAD_ID;
+        event.sigev_signo = libc::SIGUSR1;
+        event.sigev_notify_thread_id = libc::gettid();
+        let mut timer: libc::timer_t = std::mem::zeroed();
+        assert_eq!(
+            libc::timer_create(libc::CLOCK_MONOTONIC, &mut event, &mut timer),
+            0,
+            "timer_create"
+        );
+        let period = libc::timespec {
+            tv_sec: (us / 1_000_000) as libc::time_t,
+            tv_nsec: (us % 1_000_000 * 1_000) as libc::c_long,
+        };
+        let spec = libc::itimerspec {
+            it_interval: period,
+            it_value: period,
+        };
+        assert_eq!(
+            libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()),
+            0,
+            "timer_settime"
+        );
+        Some(timer)
+    }
+}
+
+/// Deletes a timer from [`arm_timer`]; a signal it raised before is
+/// delivered at this system call's return, while the handler is still set.
+fn disarm(timer: Option<libc::timer_t>) {
+    if let Some(timer) = timer {
+        // SAFETY: a timer this thread created and has not deleted.
+        assert_eq!(unsafe { libc::timer_delete(timer) }, 0);
+    }
+}
+
+/// The fewest aborts a sequence's stress run must count: 1, or
+/// `METRICZ_STRESS_MIN_ABORTS` (the emulated run asks for 1 000).
+fn min_aborts() -> u64 {
+    knob("METRICZ_STRESS_MIN_ABORTS", 1)
+}
 
 thread_local! {
     /// What this thread's SIGUSR1 handler does (none: nothing): an
@@ -144,7 +237,7 @@ fn set_affinity(tid: libc::pid_t, cpu: usize) {
     }
 }
 
-/// Runs `THREADS` workers calling `inc` `PER_THREAD` times each, rotating
+/// Runs `THREADS` workers calling `inc` [`per_thread`] times each, rotating
 /// their affinity and yielding, while a flooder signals them (their handler
 /// run `in_handler`, if given) and a reader calls `read` (asserting, with
 /// `monotone`, that it never decreases). Returns the reader's observation
@@ -182,15 +275,18 @@ fn hammer(
                             libc::gettid()
                         }));
                     start.wait();
-                    for i in 0..PER_THREAD {
+                    let yield_every = yield_every();
+                    let timer = arm_timer(timer_us());
+                    for i in 0..per_thread() {
                         if i % 97 == 0 {
                             pin_to(cpus[(t + i as usize / 97) % cpus.len()]);
                         }
-                        if i % 31 == 0 {
+                        if i % yield_every == 0 {
                             std::thread::yield_now();
                         }
                         flagged(inc);
                     }
+                    disarm(timer);
                     running.fetch_sub(1, Relaxed);
                     end.wait();
                     // Signals sent before the flooder reached `end` were
@@ -313,12 +409,13 @@ fn rs1(name: &str, counter: &'static Counter, read: impl Fn() -> u64 + Sync) {
     let nested = NESTED_INCS.load(Relaxed) - nested_before;
     assert_eq!(
         counter.get(),
-        THREADS as u64 * PER_THREAD + handled,
+        THREADS as u64 * per_thread() + handled,
         "lost increments ({handled} of them by signal handlers)"
     );
     assert!(
-        aborts > 0,
-        "the abort handler never ran: the test exercised nothing"
+        aborts >= min_aborts(),
+        "{aborts} aborts, fewer than {}: the test exercised too little",
+        min_aborts()
     );
     assert!(
         nested > 0,
@@ -326,8 +423,9 @@ fn rs1(name: &str, counter: &'static Counter, read: impl Fn() -> u64 + Sync) {
     );
     assert!(reads > 0);
     eprintln!(
-        "{name}: {aborts} aborts, {handled} handler increments ({nested} inside an \
-         interrupted increment), {reads} concurrent reads, exact total"
+        "{name}: {} increments, {aborts} aborts, {handled} handler increments ({nested} \
+         inside an interrupted increment), {reads} concurrent reads, exact total",
+        counter.get()
     );
 }
 
@@ -354,7 +452,7 @@ fn unarmed_sequence_loses_increments() {
         false,
         None,
     );
-    let expected = THREADS as u64 * PER_THREAD;
+    let expected = THREADS as u64 * per_thread();
     let got = total();
     assert!(
         got < expected,
@@ -429,7 +527,7 @@ fn hammer_histogram(h: &'static Histogram, monotone: bool) -> [u64; 8] {
     );
     let handled = HANDLER_INCS.load(Relaxed) - handled_before;
     let nested = NESTED_INCS.load(Relaxed) - nested_before;
-    let made = THREADS as u64 * PER_THREAD;
+    let made = THREADS as u64 * per_thread();
     // The workers' values, by `per_worker`'s global order, plus the
     // handlers' `HOT`s.
     let made_sum = (0..made)
@@ -468,8 +566,9 @@ fn histogram_rseq_records_lose_nothing_under_preemption_migration_and_signals() 
     assert_eq!(counted, made, "lost or duplicated histogram records");
     assert_eq!(summed, made_sum, "lost or duplicated sums");
     assert!(
-        aborts > 0,
-        "the abort handler never ran: the test exercised nothing"
+        aborts >= min_aborts(),
+        "{aborts} aborts, fewer than {}: the test exercised too little",
+        min_aborts()
     );
     assert!(nested > 0, "no signal handler interrupted a record");
     assert!(
@@ -485,7 +584,7 @@ fn histogram_rseq_records_lose_nothing_under_preemption_migration_and_signals() 
         "histogram rseq stress: {made} records ({} by signal handlers, {nested} nested), \
          {aborts} aborts, {undone} transfers undone, {reads} reads, exact counts and sums \
          across intervals",
-        made - THREADS as u64 * PER_THREAD
+        made - THREADS as u64 * per_thread()
     );
 }
 

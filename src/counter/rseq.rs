@@ -4,11 +4,15 @@
 //! default; [`RseqCounter`](crate::strategy::RseqCounter) is the contention
 //! study's pure form of it.
 //!
-//! # The sequence (x86_64 Linux, glibc's registration)
+//! # The sequence (x86_64 and aarch64 Linux, glibc's registration)
 //!
 //! glibc (2.35+) registers a `struct rseq` for every thread and exports its
 //! offset from the thread pointer (`__rseq_offset`) and size
-//! (`__rseq_size`); metricz never registers a second one. An increment:
+//! (`__rseq_size`); metricz never registers a second one. The kernel's ABI
+//! is the same on both architectures, and so is the interface below: each
+//! architecture's file (`rseq/x86_64.rs`, `rseq/aarch64.rs`) provides the
+//! same five sequences (`add`, `add_row`, `add_on`, `add_u16_on`, and the
+//! stress build's `unarmed_add`) and `area`. An increment:
 //!
 //! 1. **arms**: stores the address of a critical-section descriptor
 //!    (`struct rseq_cs`, emitted into the `__rseq_cs` section, `"aw"`, by the
@@ -21,26 +25,39 @@
 //! If the kernel preempts, migrates or delivers a signal to the thread
 //! between the start of step 2 and the commit, it does not resume there: it
 //! jumps to the descriptor's abort handler, which is preceded by the
-//! signature glibc registered (`0x53053053`, after a `ud1` opcode so it is
-//! never executed as code), and which restarts the sequence. So a slot is
-//! only ever written by a thread running on that slot's CPU, one sequence
-//! at a time, and a plain load-add-store loses nothing.
+//! signature glibc registered (x86_64: `0x53053053`, after a `ud1` opcode
+//! so it is never executed as code; aarch64: the instruction word
+//! `0xd428bc00`, `brk #0x45e0`), and which restarts the sequence. So a slot
+//! is only ever written by a thread running on that slot's CPU, one
+//! sequence at a time, and a plain load-add-store loses nothing.
 //!
 //! Slots are read with relaxed atomic loads; the commit is an aligned
-//! 8-byte store, which x86_64 performs as a single access, so a reader sees
-//! either the old or the new value.
+//! 8-byte store, which both architectures perform as a single access, so a
+//! reader sees either the old or the new value. Where x86_64's sequences
+//! rely on its ordering (every load an acquire, every store a release: the
+//! arena's directory entry, the histogram's words), the aarch64 ones say so
+//! with `ldar`/`stlr` (see `rseq/aarch64.rs`).
 //!
 //! # Where rseq cannot be used
 //!
-//! No glibc registration (`__rseq_size` 0, symbols missing, another libc),
-//! a negative `cpu_id` on the calling thread, loom, miri, other
-//! architectures: [`available`] is false and callers use a **separate**
+//! No glibc registration (`__rseq_size` 0, symbols missing, another libc,
+//! a statically linked binary, where `dlsym` finds nothing), a negative
+//! `cpu_id` on the calling thread, loom, miri, other architectures
+//! (big-endian and ILP32 aarch64 included): [`available`] is false and callers use a
+//! **separate**
 //! atomic word with `fetch_add`. Never an rseq slot: an unlocked add on CPU
 //! k can overwrite a locked add to slot k made from another CPU.
 //!
+//! After a sequence the area's `rseq_cs` keeps pointing at its descriptor
+//! (the kernel clears it at the next preemption or signal), so code holding
+//! these sequences must stay mapped while its threads live: a library that
+//! links metricz must not be unloaded (`dlclose`) while threads that
+//! incremented through it are running.
+//!
 //! loom cannot model this (the kernel's restart is outside the program);
 //! `tests/rseq_stress.rs` checks it instead (invariants RS1–RS3 in
-//! `papers/invariants.md`).
+//! `papers/invariants.md`): natively on x86_64, and on aarch64 under a real
+//! kernel in full-system emulation (`scripts/aarch64-emulated`).
 
 use crate::primitive::{AtomicPtr, AtomicU16, AtomicU64};
 
@@ -129,8 +146,8 @@ pub(crate) enum RowAdded {
 /// null or the address of an installed row — 8-byte aligned `AtomicU64`s,
 /// more than `slot` of them — that stays installed (and valid) for the
 /// call; an entry only ever changes from null to a row, published with a
-/// Release store (x86_64 loads are Acquire, so the row's initialisation is
-/// seen). While the process uses rseq no one may write word `slot` of a
+/// Release store (x86_64 loads are Acquire; the aarch64 sequence loads the
+/// entry with `ldar`), so the row's initialisation is seen. While the process uses rseq no one may write word `slot` of a
 /// row except through this function (readers use atomic loads; a fallback
 /// goes to a separate word), with one exception ordered before any
 /// sequence on it: an arena slot's words are zeroed by the thread that
@@ -214,14 +231,21 @@ pub(crate) enum OnCpu {
     /// Committed; the word's new value.
     Done(u32),
     /// The thread no longer runs on the named CPU: nothing was written.
-    /// (Only the x86_64 sequences construct it.)
+    /// (Only the rseq sequences, x86_64 and aarch64, construct it.)
     #[cfg_attr(
         not(all(
             not(loom),
             not(miri),
             target_os = "linux",
             target_env = "gnu",
-            target_arch = "x86_64"
+            any(
+                target_arch = "x86_64",
+                all(
+                    target_arch = "aarch64",
+                    target_endian = "little",
+                    target_pointer_width = "64"
+                )
+            )
         )),
         allow(dead_code)
     )]
@@ -303,12 +327,31 @@ pub fn set_unarmed_for_tests(unarmed: bool) {
 #[path = "rseq/x86_64.rs"]
 mod imp;
 
+#[cfg(all(
+    not(loom),
+    not(miri),
+    target_os = "linux",
+    target_env = "gnu",
+    target_arch = "aarch64",
+    target_endian = "little",
+    target_pointer_width = "64"
+))]
+#[path = "rseq/aarch64.rs"]
+mod imp;
+
 #[cfg(not(all(
     not(loom),
     not(miri),
     target_os = "linux",
     target_env = "gnu",
-    target_arch = "x86_64"
+    any(
+        target_arch = "x86_64",
+        all(
+            target_arch = "aarch64",
+            target_endian = "little",
+            target_pointer_width = "64"
+        )
+    )
 )))]
 mod imp {
     #[cfg(any(test, feature = "test-hooks"))]

@@ -54,9 +54,10 @@
 //! adds to the same word continue their release sequence). An rseq commit
 //! is a plain store, not a read-modify-write, so it continues no release
 //! sequence; on x86_64 every `mov` load is an acquire load and every `mov`
-//! store a release store, so a later record's sequence, which loaded the
-//! transfer's value, synchronises with the transfer, and a reader whose
-//! Acquire load sees that record's commit also sees the odd sequence.
+//! store a release store, and the aarch64 sequences load with `ldarh`/`ldar`
+//! and commit with `stlrh`/`stlr`, so a later record's sequence, which
+//! loaded the transfer's value, synchronises with the transfer, and a reader
+//! whose Acquire load sees that record's commit also sees the odd sequence.
 
 use crate::counter::rseq::{self, Area, OnCpu};
 use crate::primitive::{yield_now, AtomicPtr, AtomicU16, AtomicU64, Ordering::*};
