@@ -109,9 +109,15 @@
 //!   increment-only counter never decrease ([`counter`] module docs).
 //! - Counters wrap at 2<sup>64</sup>.
 //! - A standalone [`Counter`] costs 128 bytes per shard.
-//! - The rseq CPU read needs glibc 2.35+ on x86_64 or aarch64 Linux; elsewhere
-//!   [`cpu::current`] falls back to `sched_getcpu` (3–4 ns via the vDSO) or a thread
-//!   index.
+//! - The rseq CPU read and the rseq increments need glibc 2.35+ on x86_64 or
+//!   (little-endian, 64-bit) aarch64 Linux, dynamically linked (the
+//!   registration is found with `dlsym`); elsewhere [`cpu::current`] falls
+//!   back to `sched_getcpu` (3–4 ns via the vDSO) or a thread index, and
+//!   counters to locked per-CPU adds. The aarch64 sequences are checked under
+//!   a real kernel in full-system emulation, not on aarch64 hardware.
+//! - A library that links metricz must stay loaded while threads that
+//!   incremented through it run: the kernel keeps a pointer to the last
+//!   sequence's descriptor (`counter::rseq` docs).
 //! - Shards are sized from the CPUs the machine can have (its *possible*
 //!   CPUs, `/sys/devices/system/cpu/possible`), so every CPU id has its own
 //!   shard whatever the affinity of the thread that created the metric. Each

@@ -591,8 +591,60 @@ fn histogram_rseq_records_lose_nothing_under_preemption_migration_and_signals() 
 /// HS3, the negative control: the same load with the count sequences
 /// unarmed gets the histogram's counts wrong (lost records, or transfers
 /// overwritten so that records count twice).
+///
+/// It runs in a child process of this test binary. With the count
+/// sequences unarmed, two CPUs' records can land in one 16-bit word and
+/// drive it past what the record loop expects, and a record (a signal
+/// handler's among them) may then never finish: one more way a broken
+/// sequence shows itself, but not one a thread can be pulled out of. So the
+/// parent kills the child after a deadline and counts a hang as the broken
+/// sequence detected; a child that finishes must have found the counts
+/// wrong (it asserts so), and a child that fails fails the test.
 #[test]
 fn unarmed_histogram_records_get_counts_wrong() {
+    if std::env::var_os(HS3_CHILD).is_some() {
+        unarmed_histogram_run();
+        return;
+    }
+    let _serial = serial();
+    let deadline = Duration::from_secs(knob("METRICZ_STRESS_HS3_TIMEOUT_S", 60));
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "unarmed_histogram_records_get_counts_wrong",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HS3_CHILD, "1")
+        .spawn()
+        .expect("the negative control's child process starts");
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "the negative control's child failed: {status}"
+            );
+            return;
+        }
+        if started.elapsed() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            eprintln!(
+                "histogram negative control: hung, killed after {deadline:?}: an unarmed \
+                 sequence left a record in a loop it never left"
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Set in HS3's child process (see [`unarmed_histogram_records_get_counts_wrong`]).
+const HS3_CHILD: &str = "METRICZ_STRESS_HS3_CHILD";
+
+/// HS3's body, in the child process.
+fn unarmed_histogram_run() {
     let _serial = serial();
     let h = warm_histogram();
     rseq::set_unarmed_for_tests(true);
