@@ -5,8 +5,9 @@
 //! (`pause` on x86_64, `yield` on aarch64) of microseconds, so preemptions,
 //! migrations and signals land inside sequences all the time. On x86_64 it
 //! runs natively; on aarch64 under a real kernel in full-system emulation
-//! (`scripts/aarch64-emulated`, package `tests/emulated`), with the knobs
-//! below raised: 1 M increments a test, at least 1 000 aborts, rare
+//! (`scripts/aarch64-emulated`, package `tests/emulated`; RS1–RS3 only,
+//! since the histogram records with locked writes there for now), with the
+//! knobs below raised: 1 M increments a test, at least 1 000 aborts, rare
 //! yields, and a timer per worker.
 //!
 //! - more threads than cores, each rotating its CPU affinity and yielding,
@@ -237,6 +238,35 @@ fn set_affinity(tid: libc::pid_t, cpu: usize) {
     }
 }
 
+/// Fails the process (abort, after printing where every worker got to) if
+/// `done` is not set within `METRICZ_STRESS_DEADLINE_S` (default 300 s): a
+/// stress test that hangs must fail, not stall the test command.
+fn watchdog(
+    done: &AtomicBool,
+    progress: &[AtomicU64; THREADS],
+    running: &AtomicUsize,
+    reads: &AtomicU64,
+) {
+    let deadline = Duration::from_secs(knob("METRICZ_STRESS_DEADLINE_S", 300));
+    let started = std::time::Instant::now();
+    while !done.load(Relaxed) {
+        if started.elapsed() > deadline {
+            let at: Vec<u64> = progress.iter().map(|p| p.load(Relaxed)).collect();
+            eprintln!(
+                "stress watchdog: not done after {deadline:?}: workers at {at:?} of {}, \
+                 {} still running, {} reads, {} aborts, {} handler increments",
+                per_thread(),
+                running.load(Relaxed),
+                reads.load(Relaxed),
+                rseq::aborts(),
+                HANDLER_INCS.load(Relaxed),
+            );
+            std::process::abort();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `THREADS` workers calling `inc` [`per_thread`] times each, rotating
 /// their affinity and yielding, while a flooder signals them (their handler
 /// run `in_handler`, if given) and a reader calls `read` (asserting, with
@@ -260,11 +290,14 @@ fn hammer(
     let running = AtomicUsize::new(THREADS);
     let end = Barrier::new(THREADS + 1);
     let reads = AtomicU64::new(0);
+    // Each worker's next increment, for the watchdog's report.
+    let progress: [AtomicU64; THREADS] = std::array::from_fn(|_| AtomicU64::new(0));
     std::thread::scope(|s| {
+        s.spawn(|| watchdog(&done, &progress, &running, &reads));
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let (inc, cpus, tids, start) = (&inc, &cpus, &tids, &start);
-                let (running, end) = (&running, &end);
+                let (running, end, progress) = (&running, &end, &progress[t]);
                 s.spawn(move || {
                     HANDLER.with(|c| c.set(in_handler));
                     // SAFETY: `pthread_self` and `gettid` have no
@@ -285,6 +318,7 @@ fn hammer(
                             std::thread::yield_now();
                         }
                         flagged(inc);
+                        progress.store(i + 1, Relaxed);
                     }
                     disarm(timer);
                     running.fetch_sub(1, Relaxed);
