@@ -114,7 +114,8 @@
 //!   registration is found with `dlsym`); elsewhere [`cpu::current`] falls
 //!   back to `sched_getcpu` (3–4 ns via the vDSO) or a thread index, and
 //!   counters to locked per-CPU adds. The aarch64 sequences are checked under
-//!   a real kernel in full-system emulation, not on aarch64 hardware.
+//!   a real kernel in full-system emulation, not on aarch64 hardware; on
+//!   aarch64 the histogram still records with locked writes.
 //! - A library that links metricz must stay loaded while threads that
 //!   incremented through it run: the kernel keeps a pointer to the last
 //!   sequence's descriptor (`counter::rseq` docs).
