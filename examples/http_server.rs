@@ -13,8 +13,18 @@
 //! `--port` or the environment variable `METRICZ_PORT` (default 9184; 0
 //! picks a free one), and prints the address it bound. It runs until killed,
 //! or for `--duration SECS`.
+//!
+//! `--web-config FILE` takes TLS and basic-auth users from a file in the
+//! Prometheus exporter toolkit's web config format (as exporters'
+//! `--web.config.file`; see `metricz::export::http::WebConfig`); a bad
+//! file stops the program at start with the reason:
+//!
+//! ```sh
+//! cargo run --example http_server --features tls -- --web-config web.yml
+//! curl -s --cacert ca.crt -u prometheus:s3cret https://localhost:9184/metrics
+//! ```
 
-use metricz::export::http::Server;
+use metricz::export::http::{Server, WebConfig};
 use metricz::Registry;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,15 +32,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const USAGE: &str = "usage: http_server [--port PORT] [--duration SECS]
+const USAGE: &str = "usage: http_server [--port PORT] [--duration SECS] [--web-config FILE]
 
 Serves a live registry on http://127.0.0.1:PORT/metrics.
-  --port PORT      port to listen on (default: $METRICZ_PORT, else 9184; 0: any free port)
-  --duration SECS  exit after SECS seconds (default: run until killed)";
+  --port PORT        port to listen on (default: $METRICZ_PORT, else 9184; 0: any free port)
+  --duration SECS    exit after SECS seconds (default: run until killed)
+  --web-config FILE  TLS and basic auth from an exporter-toolkit web config file";
 
 struct Options {
     port: u16,
     duration: Option<Duration>,
+    web_config: Option<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -41,6 +53,7 @@ fn parse_args() -> Result<Options, String> {
         Err(_) => 9184,
     };
     let mut duration = None;
+    let mut web_config = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -60,6 +73,7 @@ fn parse_args() -> Result<Options, String> {
                     .ok_or(format!("--duration {v:?} is not a number of seconds"))?;
                 duration = Some(Duration::from_secs_f64(secs));
             }
+            "--web-config" => web_config = Some(value("--web-config")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -67,7 +81,11 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Options { port, duration })
+    Ok(Options {
+        port,
+        duration,
+        web_config,
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -123,9 +141,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
+    // Read and checked before anything is served: a bad file is an error
+    // at start, never at the first scrape.
+    let web_config = match &options.web_config {
+        Some(path) => WebConfig::from_file(path).map_err(|e| format!("--web-config: {e}"))?,
+        None => WebConfig::new(),
+    };
+    let scheme = if is_tls(&web_config) { "https" } else { "http" };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.port));
-    let server = Server::builder(registry).bind(addr).spawn()?;
-    println!("listening on http://{}/metrics", server.local_addr());
+    let server = Server::builder(registry)
+        .bind(addr)
+        .web_config(web_config)
+        .spawn()?;
+    println!("listening on {scheme}://{}/metrics", server.local_addr());
     std::io::stdout().flush()?;
 
     match options.duration {
@@ -138,4 +166,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     stop.store(true, Ordering::Relaxed);
     load.join().expect("the load thread panicked");
     Ok(())
+}
+
+#[cfg(feature = "tls")]
+fn is_tls(config: &WebConfig) -> bool {
+    config.tls_config().is_some()
+}
+
+#[cfg(not(feature = "tls"))]
+fn is_tls(_: &WebConfig) -> bool {
+    false
 }

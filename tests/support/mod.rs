@@ -9,6 +9,7 @@ pub(crate) mod prometheus;
 pub(crate) mod push;
 pub(crate) mod pushgateway;
 pub(crate) mod remote_prometheus;
+pub(crate) mod tls;
 pub(crate) mod victoria;
 
 use std::io::{Read, Write};

@@ -14,6 +14,18 @@ use std::time::Duration;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
+/// A scrape job for [`Prometheus::start_jobs`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Job<'a> {
+    /// The job name (also the `job` label of its series).
+    pub(crate) name: &'a str,
+    /// Its one target.
+    pub(crate) addr: SocketAddr,
+    /// Raw YAML added to the job's scrape config, unindented (each line
+    /// goes in at the job's level): e.g. `scheme: https`.
+    pub(crate) extra: &'a str,
+}
+
 /// A Prometheus server, killed (and its directory removed) on drop.
 pub(crate) struct Prometheus {
     addr: SocketAddr,
@@ -30,6 +42,20 @@ impl Prometheus {
     /// [`start`](Self::start) with extra command-line flags (e.g.
     /// `--enable-feature=native-histograms`).
     pub(crate) fn start_with(targets: &[(&str, SocketAddr)], flags: &[&str]) -> Prometheus {
+        let jobs: Vec<Job<'_>> = targets
+            .iter()
+            .map(|&(name, addr)| Job {
+                name,
+                addr,
+                extra: "",
+            })
+            .collect();
+        Self::start_jobs(&jobs, flags)
+    }
+
+    /// [`start_with`](Self::start_with) for jobs that each add raw YAML to
+    /// their scrape config (`scheme: https`, `tls_config`, `basic_auth`, …).
+    pub(crate) fn start_jobs(jobs: &[Job<'_>], flags: &[&str]) -> Prometheus {
         assert!(
             Path::new(PROMETHEUS).exists(),
             "{PROMETHEUS} is missing: run scripts/install-clients (Debian package `prometheus`)"
@@ -42,10 +68,13 @@ impl Prometheus {
         std::fs::create_dir_all(&dir).unwrap();
         let mut config =
             String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
-        for (job, addr) in targets {
+        for Job { name, addr, extra } in jobs {
             config.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
+                "  - job_name: {name}\n    static_configs:\n      - targets: ['{addr}']\n"
             ));
+            for line in extra.lines() {
+                config.push_str(&format!("    {line}\n"));
+            }
         }
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -164,6 +193,41 @@ impl Prometheus {
         }
         let (_, targets) = http_request(self.addr, "GET", "/api/v1/targets").unwrap();
         panic!("prometheus never scraped job {job} successfully: {targets}");
+    }
+
+    /// Waits until `job`'s target has been scraped at least once and is
+    /// down (`up == 0`: the series exists only once a scrape was made);
+    /// returns the scrape error Prometheus reports for it. Fails if the
+    /// target is ever seen up, or never scraped.
+    pub(crate) fn wait_down(&self, job: &str) -> String {
+        for _ in 0..POLLS {
+            match self.query(&format!("up{{job=\"{job}\"}}")).first() {
+                Some((_, v)) if *v == 0.0 => {
+                    if let Some(error) = self.last_error(job).filter(|e| !e.is_empty()) {
+                        return error;
+                    }
+                }
+                Some((_, v)) => panic!("job {job} was scraped successfully (up = {v})"),
+                None => {}
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (_, targets) = http_request(self.addr, "GET", "/api/v1/targets").unwrap();
+        panic!("prometheus never recorded a failed scrape of job {job}: {targets}");
+    }
+
+    /// The last scrape error of `job`'s target (empty after a successful
+    /// scrape), from `/api/v1/targets`; `None` while it has no target.
+    pub(crate) fn last_error(&self, job: &str) -> Option<String> {
+        let (status, body) = http_request(self.addr, "GET", "/api/v1/targets").unwrap();
+        assert_eq!(status, 200, "/api/v1/targets: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+        json["data"]["activeTargets"]
+            .as_array()?
+            .iter()
+            .find(|t| t["scrapePool"] == job)
+            .and_then(|t| t["lastError"].as_str())
+            .map(str::to_string)
     }
 }
 

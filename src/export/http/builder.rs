@@ -3,9 +3,11 @@
 //! [`ServerBuilder::spawn`], which binds and starts the server thread.
 
 use super::accept::accept_loop;
+use super::auth::Authenticator;
 use super::error::ServerError;
 use super::handle::ServerHandle;
 use super::state::{Counts, Shared};
+use super::web_config::WebConfig;
 use crate::primitive::std_only::Arc;
 use crate::Registry;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -112,6 +114,7 @@ impl Server {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            web_config: WebConfig::new(),
         }
     }
 }
@@ -137,13 +140,16 @@ pub struct ServerBuilder {
     header_read_timeout: Duration,
     request_timeout: Duration,
     shutdown_timeout: Duration,
+    web_config: WebConfig,
 }
 
 impl ServerBuilder {
     /// The address to listen on (default [`DEFAULT_ADDR`], loopback only).
     /// Port 0 picks a free port; [`ServerHandle::local_addr`] tells which.
     /// Listening beyond loopback (`0.0.0.0:9184`) exposes the metrics to
-    /// the network: there is no authentication.
+    /// anyone who can reach the port, unless a [`web_config`](Self::web_config)
+    /// asks for credentials (and, so that they cannot be read off the wire,
+    /// TLS).
     ///
     /// ```
     /// let builder = metricz::export::http::Server::builder(metricz::Registry::new())
@@ -238,6 +244,35 @@ impl ServerBuilder {
         self
     }
 
+    /// TLS and authentication (default: neither), built in code or read
+    /// from a file in the exporter toolkit's format; see [`WebConfig`].
+    /// Everything in it was checked when it was built, so it cannot make
+    /// [`spawn`](Self::spawn) fail.
+    ///
+    /// ```
+    /// use metricz::export::http::{Server, WebConfig};
+    ///
+    /// let config = WebConfig::new().bearer_token("c2VjcmV0LXRva2Vu")?;
+    /// let server = Server::builder(metricz::Registry::new())
+    ///     .bind("127.0.0.1:0".parse()?)
+    ///     .web_config(config)
+    ///     .spawn()?;
+    /// // Without the token: 401.
+    /// use std::io::{Read, Write};
+    /// let mut stream = std::net::TcpStream::connect(server.local_addr())?;
+    /// stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// stream.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+    /// assert!(response.contains("www-authenticate: Bearer realm=\"metricz\"\r\n"));
+    /// assert_eq!(server.stats().unauthorized, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn web_config(mut self, config: WebConfig) -> Self {
+        self.web_config = config;
+        self
+    }
+
     /// Binds the address and starts serving on a new thread
     /// (`metricz-http`) with its own single-threaded tokio runtime. The
     /// address is bound before this returns, so a scraper can connect at
@@ -280,6 +315,12 @@ impl ServerBuilder {
             TcpListener::from_std(std_listener).map_err(ServerError::Runtime)?
         };
         let stats = Arc::new(Counts::default());
+        let (users, tokens) = self.web_config.credentials();
+        #[cfg(feature = "tls")]
+        let tls = self
+            .web_config
+            .tls_config()
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.server_config()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             registry: self.registry,
@@ -288,6 +329,9 @@ impl ServerBuilder {
             header_read_timeout: self.header_read_timeout,
             request_timeout: self.request_timeout,
             stats: Arc::clone(&stats),
+            auth: Authenticator::new(users, tokens),
+            #[cfg(feature = "tls")]
+            tls,
         });
         let (max_connections, grace) = (self.max_connections, self.shutdown_timeout);
         let thread = thread::Builder::new()

@@ -1,5 +1,6 @@
-//! One connection: hyper's HTTP/1 server over the [`Deadline`] stream,
-//! with hyper's own header read timeout and header size limit, closed
+//! One connection: over TLS, the handshake first (within the header read
+//! timeout); then hyper's HTTP/1 server over the [`Deadline`] stream, with
+//! hyper's own header read timeout and header size limit, closed
 //! gracefully at shutdown, and counted as a timeout or an error when it
 //! ends in one.
 
@@ -10,6 +11,7 @@ use crate::primitive::std_only::Arc;
 use crate::primitive::Ordering::Relaxed;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -27,12 +29,41 @@ pub(crate) fn http1_builder(shared: &Shared) -> http1::Builder {
 }
 
 /// Serves one accepted connection until it closes, times out, fails or
-/// shutdown closes it, and counts how it ended.
+/// shutdown closes it, and counts how it ended. Over TLS the handshake
+/// comes first, and must be done within the header read timeout: a client
+/// that stalls in it holds its connection slot that long, no longer.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))] mut shutdown: watch::Receiver<bool>,
 ) {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = shared.tls.clone() {
+        let handshake = tokio::time::timeout(shared.header_read_timeout, acceptor.accept(stream));
+        let stream = tokio::select! {
+            handshake = handshake => match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(_)) => {
+                    shared.stats.handshake_failures.fetch_add(1, Relaxed);
+                    return;
+                }
+                Err(_) => {
+                    shared.stats.timeouts.fetch_add(1, Relaxed);
+                    return;
+                }
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
+        return serve(stream, shared, shutdown).await;
+    }
+    serve(stream, shared, shutdown).await;
+}
+
+/// hyper over `stream` (plain TCP or TLS) until the connection ends.
+async fn serve<S>(stream: S, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let state = Arc::new(ConnState::default());
     let io = TokioIo::new(Deadline::new(
         stream,

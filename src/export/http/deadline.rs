@@ -48,6 +48,13 @@
 //! check the behaviour end to end, as do `tests/http.rs`'s slowloris,
 //! never-reading and idle keep-alive tests.
 //!
+//! Over TLS the wrapper sits above the TLS stream (hyper → `Deadline` →
+//! TLS → TCP): it counts plaintext bytes, and tokio-rustls's `poll_flush`
+//! returns ready only once the TLS records of everything written have
+//! been written to the TCP socket, so "flushed" still means "handed to the
+//! kernel". The TLS tests in `tests/http_tls.rs` run the slowloris and
+//! never-reading clients over TLS.
+//!
 //! While armed, any read, write or flush that would wait past the deadline
 //! fails with `TimedOut` instead, which makes hyper close the connection;
 //! [`ConnState::timed_out`] then tells the connection to count a timeout.
@@ -60,7 +67,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 /// Shared by a connection's service and its [`Deadline`].
@@ -92,23 +98,23 @@ impl ConnState {
     }
 }
 
-/// A TCP stream with the whole-request deadline (see the [module
+/// A stream (TCP, or TLS over TCP) with the whole-request deadline (see the [module
 /// docs](self)): armed by a request's first byte read (or by a write, for
 /// pipelined requests), disarmed once the response has been flushed to
 /// the kernel; while armed, any read, write or flush that waits past it
 /// fails with `TimedOut`, which makes hyper close the connection.
-pub(crate) struct Deadline {
-    io: TcpStream,
+pub(crate) struct Deadline<S> {
+    io: S,
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
     armed: bool,
     state: Arc<ConnState>,
 }
 
-impl Deadline {
+impl<S> Deadline<S> {
     /// `io` with a deadline of `timeout` a request, disarmed; `state` is
     /// shared with the connection's service.
-    pub(crate) fn new(io: TcpStream, timeout: Duration, state: Arc<ConnState>) -> Self {
+    pub(crate) fn new(io: S, timeout: Duration, state: Arc<ConnState>) -> Self {
         Deadline {
             io,
             timeout,
@@ -146,7 +152,7 @@ impl Deadline {
     }
 }
 
-impl AsyncRead for Deadline {
+impl<S: AsyncRead + Unpin> AsyncRead for Deadline<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -167,7 +173,7 @@ impl AsyncRead for Deadline {
     }
 }
 
-impl AsyncWrite for Deadline {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadline<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -77,6 +77,8 @@ impl ServerHandle {
             rejected_requests: s.rejected.load(Relaxed),
             timeouts: s.timeouts.load(Relaxed),
             connection_errors: s.errors.load(Relaxed),
+            unauthorized: s.unauthorized.load(Relaxed),
+            tls_handshake_failures: s.handshake_failures.load(Relaxed),
         }
     }
 
@@ -144,9 +146,17 @@ pub struct ServerStats {
     pub scrapes: u64,
     /// Requests answered `404`, `405` or `413`.
     pub rejected_requests: u64,
-    /// Connections closed by the header read or the whole-request timeout.
+    /// Connections closed by the header read or the whole-request timeout
+    /// (or, over TLS, a handshake not done within the header read timeout).
     pub timeouts: u64,
     /// Connections that ended in another error: malformed or oversized
     /// requests, resets, I/O errors.
     pub connection_errors: u64,
+    /// Requests answered `401` for missing or wrong credentials (see
+    /// [`WebConfig`](super::WebConfig)); none of them reached the encoder.
+    pub unauthorized: u64,
+    /// TLS connections whose handshake failed: no common version or
+    /// cipher, not TLS at all, or a client certificate missing where one is
+    /// required or not verifying against the client CA.
+    pub tls_handshake_failures: u64,
 }

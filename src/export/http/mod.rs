@@ -80,6 +80,36 @@
 //! it assumes of hyper and which tests fail should a hyper upgrade break
 //! it.
 //!
+//! # TLS and authentication
+//!
+//! The endpoint binds loopback by default. To be scraped from other hosts,
+//! bind a routable address and give the server a [`WebConfig`]
+//! ([`ServerBuilder::web_config`]): built in code, or read with
+//! [`WebConfig::from_file`] from a file in the Prometheus exporter
+//! toolkit's web config format (`tls_server_config`, `basic_auth_users`),
+//! which Prometheus's scrape settings (`scheme: https`, `tls_config`,
+//! `basic_auth`, `authorization`) speak natively.
+//!
+//! - **TLS** (feature `tls`, [`TlsConfig`]): rustls with its ring provider,
+//!   TLS 1.2 and 1.3 only, a certificate chain and key from PEM, and
+//!   optionally client certificates verified against a CA (mutual TLS,
+//!   [`ClientAuth`]). The handshake runs inside the connection limit and
+//!   must be done within the header read time: a client that stalls in it
+//!   holds one connection slot that long and no longer, and is counted in
+//!   [`ServerStats::timeouts`]; a failed handshake is counted in
+//!   [`ServerStats::tls_handshake_failures`].
+//! - **Authentication**: basic auth against bcrypt-hashed passwords,
+//!   and bearer tokens. A request without valid credentials is answered
+//!   `401` with a `WWW-Authenticate` challenge, whatever its path, before
+//!   it is routed: it never reaches the encoder. It is counted in
+//!   [`ServerStats::unauthorized`]. Credentials appear in no log, error or
+//!   `Debug` output.
+//!
+//! Every file is read and checked when the config is built, so a missing
+//! certificate, a key that is not the certificate's or a hash that is not
+//! bcrypt is a [`WebConfigError`] at start-up, never an error at the first
+//! request.
+//!
 //! # Shutdown
 //!
 //! [`ServerHandle::shutdown`] (or dropping the handle) stops accepting,
@@ -93,12 +123,15 @@
 //! (settings, defaults, start), `handle` (a running server, its counts),
 //! `error`, `state` (what connections share), `accept` (the accept loop
 //! and the connection limit), `connection` (one connection over hyper),
-//! `service` (the answers), `deadline` (the whole-request deadline), and
-//! `tests` (the tests that pin what the deadline assumes of hyper).
+//! `service` (the answers), `deadline` (the whole-request deadline),
+//! `auth` (the credential check), `web_config` (the config and its file
+//! format), `tls` (rustls settings, feature `tls`), and `tests` (the
+//! tests that pin what the deadline assumes of hyper).
 //!
 //! [`Format::negotiate`]: crate::export::Format::negotiate
 
 mod accept;
+mod auth;
 mod builder;
 mod connection;
 mod deadline;
@@ -109,6 +142,9 @@ mod service;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "tls")]
+mod tls;
+mod web_config;
 
 pub use builder::{
     Server, ServerBuilder, DEFAULT_ADDR, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -117,3 +153,6 @@ pub use builder::{
 pub use error::ServerError;
 pub use handle::{ServerHandle, ServerStats};
 pub use render::render;
+#[cfg(feature = "tls")]
+pub use tls::{ClientAuth, TlsConfig, TlsVersion};
+pub use web_config::{WebConfig, WebConfigError};

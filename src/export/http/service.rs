@@ -1,5 +1,6 @@
-//! [`MetricsService`]: what one connection answers (the metrics, `404`,
-//! `405`, `413`), and the counts of scrapes and rejections.
+//! [`MetricsService`]: what one connection answers (the metrics, `401`,
+//! `404`, `405`, `413`), and the counts of scrapes, refused credentials and
+//! rejections.
 
 use super::deadline::ConnState;
 use super::render::render;
@@ -9,7 +10,9 @@ use crate::primitive::Ordering::Relaxed;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -32,11 +35,12 @@ impl hyper::service::Service<Request<Incoming>> for MetricsService {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let response = self.respond(&request);
         let stats = &self.shared.stats;
-        if response.status() == StatusCode::OK {
-            stats.scrapes.fetch_add(1, Relaxed);
-        } else {
-            stats.rejected.fetch_add(1, Relaxed);
-        }
+        let count = match response.status() {
+            StatusCode::OK => &stats.scrapes,
+            StatusCode::UNAUTHORIZED => &stats.unauthorized,
+            _ => &stats.rejected,
+        };
+        count.fetch_add(1, Relaxed);
         self.state.mark_responded();
         std::future::ready(Ok(response))
     }
@@ -57,6 +61,21 @@ impl MetricsService {
     /// [`Full`] chunk, copied from the connection's buffer (the
     /// [`Deadline`](super::deadline::Deadline) relies on it).
     fn respond(&self, request: &Request<Incoming>) -> Reply {
+        // First of all: without credentials, nothing else is told, not
+        // even which paths exist.
+        let auth = &self.shared.auth;
+        if !auth.allows(request.headers().get(AUTHORIZATION)) {
+            let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            let headers = response.headers_mut();
+            for challenge in auth.challenges() {
+                headers.append(WWW_AUTHENTICATE, challenge);
+            }
+            if !request.body().is_end_stream() {
+                // The body is never read: close instead of draining it.
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
         if request.uri().path() != self.shared.path {
             return plain(StatusCode::NOT_FOUND, "not found\n");
         }

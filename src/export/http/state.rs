@@ -1,6 +1,7 @@
 //! What every connection of a server shares: its settings, its counts,
 //! and the shutdown signal.
 
+use super::auth::Authenticator;
 use crate::primitive::std_only::{Arc, AtomicU64};
 use crate::Registry;
 use std::time::Duration;
@@ -14,6 +15,11 @@ pub(crate) struct Shared {
     pub(crate) header_read_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) stats: Arc<Counts>,
+    /// Checks every request's credentials before it is routed.
+    pub(crate) auth: Authenticator,
+    /// Set when the endpoint serves over TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// What the server has done; read by [`ServerStats`](super::ServerStats).
@@ -25,6 +31,8 @@ pub(crate) struct Counts {
     pub(crate) rejected: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) unauthorized: AtomicU64,
+    pub(crate) handshake_failures: AtomicU64,
 }
 
 /// Resolves once shutdown is asked for (or the handle is gone).

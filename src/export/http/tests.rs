@@ -17,6 +17,7 @@
 //! client reading as fast as it can gets 16 MiB over loopback within
 //! [`GENEROUS`].
 
+use super::auth::Authenticator;
 use super::builder::Server;
 use super::connection::http1_builder;
 use super::deadline::ConnState;
@@ -335,6 +336,9 @@ fn hyper_flushes_once_after_the_whole_response() {
         header_read_timeout: Duration::from_secs(3600),
         request_timeout: Duration::from_secs(3600),
         stats: Arc::new(Counts::default()),
+        auth: Authenticator::new(Default::default(), Vec::new()),
+        #[cfg(feature = "tls")]
+        tls: None,
     });
     let state = Arc::new(ConnState::default());
     let calls = Rc::new(RefCell::new(Vec::new()));
