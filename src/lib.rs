@@ -46,7 +46,9 @@
 //! per-family cardinality limit, and read by every exporter through one
 //! walk: Prometheus text and OpenMetrics, JSON, StatsD, InfluxDB.
 //! With the `metrics` feature, [`facade`] makes a registry the backend of
-//! the [`metrics`](https://docs.rs/metrics) facade's macros.
+//! the [`metrics`](https://docs.rs/metrics) facade's macros; with `http`,
+//! `export::http` serves `/metrics` (with `tls`, over TLS, and with basic
+//! or bearer authentication in either case).
 //!
 //! # Example
 //!

@@ -4,6 +4,7 @@
 //! a hung server into a failure instead of a hung test.
 #![cfg(feature = "http")]
 
+mod support;
 use metricz::export::http::{render, Server, ServerBuilder, ServerError, ServerHandle};
 use metricz::Registry;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
+use support::sample_registry;
 
 /// Guards against a hung server: far above anything a passing run needs.
 const HANG: Duration = Duration::from_secs(30);
@@ -115,32 +117,6 @@ fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Reply {
 fn spawn(registry: &Registry, tweak: impl FnOnce(ServerBuilder) -> ServerBuilder) -> ServerHandle {
     let builder = Server::builder(registry.clone()).bind("127.0.0.1:0".parse().unwrap());
     tweak(builder).spawn().expect("server starts")
-}
-
-/// A registry with one metric of every kind.
-fn sample_registry() -> Registry {
-    let reg = Registry::new();
-    reg.counter("jobs_total", "Jobs run.").unwrap().add(7);
-    reg.gauge("temperature_celsius", "Temperature.")
-        .unwrap()
-        .set(21.5);
-    let routes = reg
-        .counter_vec("route_requests_total", "Requests by route.", &["route"])
-        .unwrap();
-    routes.with(&["/a"]).unwrap().add(3);
-    routes.with(&["/b"]).unwrap().inc();
-    let sizes = reg.histogram("response_size_bytes", "Sizes.").unwrap();
-    for v in [100, 200, 300, 4000] {
-        sizes.record(v);
-    }
-    let timer = reg
-        .timer_vec("request_duration_seconds", "Latency.", &["route"])
-        .unwrap();
-    timer
-        .with(&["/a"])
-        .unwrap()
-        .record(Duration::from_millis(3));
-    reg
 }
 
 /// Waits (bounded) until `done` holds, checking every 10 ms.
@@ -769,4 +745,73 @@ fn huge_and_zero_timeouts_are_taken() {
         Err(e) => assert_refusal_error(&e),
     }
     finishes("shutdown", move || server.shutdown());
+}
+
+/// `GET /metrics` with basic credentials `user:password`.
+fn get_with_basic(addr: SocketAddr, user: &str, password: &str) -> Reply {
+    use base64::Engine as _;
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let raw = format!(
+        "GET /metrics HTTP/1.1\r\nHost: test\r\nAuthorization: Basic {credentials}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    exchange(addr, raw.as_bytes())
+        .expect("request failed")
+        .expect("server closed without a response")
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_neither_stalls_a_cached_scraper_nor_queues_unbounded() {
+    use metricz::export::http::WebConfig;
+    // Cost 12: each wrong password costs a bcrypt verification of about a
+    // quarter of a second, so the flood below takes seconds to check.
+    let hash = bcrypt::hash("right", 12).unwrap();
+    let reg = sample_registry();
+    let config = WebConfig::new().basic_auth_user("prom", &hash).unwrap();
+    let server = spawn(&reg, |b| b.web_config(config).max_connections(64));
+    let addr = server.local_addr();
+    // The scraper's first request pays its bcrypt; its password is then kept.
+    assert_eq!(get_with_basic(addr, "prom", "right").status, 200);
+
+    // 24 wrong passwords at once: one verifies at a time, 8 may wait, the
+    // rest are answered 503 at once.
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood: Vec<_> = (0..24)
+        .map(|i| {
+            let answered = Arc::clone(&answered);
+            thread::spawn(move || {
+                let status = get_with_basic(addr, "prom", &format!("wrong-{i}")).status;
+                answered.fetch_add(1, Ordering::Relaxed);
+                status
+            })
+        })
+        .collect();
+    eventually("the flood to queue", || {
+        server.stats().rejected_requests > 0
+    });
+    // Meanwhile the kept password is checked on the server thread, not
+    // behind the queue: the scrape is served while the flood still waits.
+    let reply = get_with_basic(addr, "prom", "right");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), {
+        let mut text = String::new();
+        reg.encode_prometheus(&mut text).unwrap();
+        text
+    });
+    assert!(
+        answered.load(Ordering::Relaxed) < 24,
+        "the cached scrape waited for the whole flood"
+    );
+    let statuses: Vec<u16> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    let (refused, busy) = (
+        statuses.iter().filter(|&&s| s == 401).count(),
+        statuses.iter().filter(|&&s| s == 503).count(),
+    );
+    assert_eq!(refused + busy, 24, "{statuses:?}");
+    assert!(busy > 0 && refused >= 1, "{statuses:?}");
+    let stats = server.stats();
+    assert_eq!(stats.unauthorized, refused as u64);
+    assert_eq!(stats.rejected_requests, busy as u64);
+    assert_eq!(stats.scrapes, 2);
 }

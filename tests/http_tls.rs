@@ -10,6 +10,7 @@
 #![cfg(feature = "tls")]
 
 mod support;
+use support::sample_registry;
 
 use base64::Engine as _;
 use metricz::export::http::{
@@ -43,25 +44,6 @@ const ANY_VERSION: &[&SupportedProtocolVersion] = &[];
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const BASIC_CHALLENGE: &str = "Basic realm=\"metricz\", charset=\"UTF-8\"";
 const BEARER_CHALLENGE: &str = "Bearer realm=\"metricz\"";
-
-/// A registry with one metric of every kind.
-fn sample_registry() -> Registry {
-    let reg = Registry::new();
-    reg.counter("jobs_total", "Jobs run.").unwrap().add(7);
-    reg.gauge("temperature_celsius", "Temperature.")
-        .unwrap()
-        .set(21.5);
-    let routes = reg
-        .counter_vec("route_requests_total", "Requests by route.", &["route"])
-        .unwrap();
-    routes.with(&["/a"]).unwrap().add(3);
-    routes.with(&["/b"]).unwrap().inc();
-    let sizes = reg.histogram("response_size_bytes", "Sizes.").unwrap();
-    for v in [100, 200, 300, 4000] {
-        sizes.record(v);
-    }
-    reg
-}
 
 /// The Prometheus text exposition of `reg`, as a scrape must return it.
 fn exposition(reg: &Registry) -> String {

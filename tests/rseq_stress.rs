@@ -72,16 +72,28 @@ fn yield_every() -> u64 {
 
 /// Each worker's own timer period, µs: 0 (none), or
 /// `METRICZ_STRESS_TIMER_US`. A high-resolution timer sends SIGUSR1 to
-/// its worker every period, wherever the worker is: a running worker is
-/// interrupted at once, inside a sequence as often as it is in one. The
-/// flooder's signals are too few under emulation (each of its system
-/// calls is slow there) to reach the emulated run's abort count.
+/// its worker a period after the worker's last handler returned, wherever
+/// the worker is: a running worker is interrupted at once, inside a
+/// sequence as often as it is in one. The flooder's signals are too few
+/// under emulation (each of its system calls is slow there) to reach the
+/// emulated run's abort count.
+///
+/// One-shot, re-armed by the handler as it returns, not periodic: a
+/// periodic timer whose period is shorter than a handler's run keeps a
+/// signal pending whenever a handler returns, so the worker runs handlers
+/// back to back and its own loop never advances. Under emulation on a
+/// loaded host that happens (a handler records into a histogram, two
+/// widened sequences, and the virtual CPU may be descheduled in the middle
+/// while the timer runs on), and is the likeliest cause of the one hang of
+/// the emulated histogram run (HS1). Re-armed at the handler's end, each worker gets at least a period
+/// of its own between two of its timer's signals.
 fn timer_us() -> u64 {
     knob("METRICZ_STRESS_TIMER_US", 0)
 }
 
-/// Arms a timer (`CLOCK_MONOTONIC`) that sends SIGUSR1 to the calling
-/// thread every `us` microseconds; `None` for 0.
+/// Arms a one-shot timer (`CLOCK_MONOTONIC`) that sends SIGUSR1 to the
+/// calling thread in `us` microseconds, and that the thread's signal
+/// handler re-arms as it returns (see [`timer_us`]); `None` for 0.
 fn arm_timer(us: u64) -> Option<libc::timer_t> {
     if us == 0 {
         return None;
@@ -104,22 +116,36 @@ fn arm_timer(us: u64) -> Option<libc::timer_t> {
             tv_sec: (us / 1_000_000) as libc::time_t,
             tv_nsec: (us % 1_000_000 * 1_000) as libc::c_long,
         };
-        let spec = libc::itimerspec {
-            it_interval: period,
-            it_value: period,
-        };
-        assert_eq!(
-            libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()),
-            0,
-            "timer_settime"
-        );
+        TIMER.with(|t| t.set(Some((timer as usize, period))));
+        assert_eq!(rearm(), 0, "timer_settime");
         Some(timer)
     }
+}
+
+/// Starts the calling thread's timer's next period (from [`arm_timer`]),
+/// if it has one: 0, or `timer_settime`'s -1. Async-signal-safe (a
+/// thread-local load and `timer_settime`, which POSIX lists as such).
+fn rearm() -> libc::c_int {
+    let Some((timer, period)) = TIMER.with(Cell::get) else {
+        return 0;
+    };
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: period,
+    };
+    // SAFETY: a timer of this thread's, not yet deleted (`disarm` clears
+    // `TIMER` first: a handler that interrupts it after that re-arms
+    // nothing, and one that interrupts it before re-arms a live timer).
+    unsafe { libc::timer_settime(timer as libc::timer_t, 0, &spec, std::ptr::null_mut()) }
 }
 
 /// Deletes a timer from [`arm_timer`]; a signal it raised before is
 /// delivered at this system call's return, while the handler is still set.
 fn disarm(timer: Option<libc::timer_t>) {
+    TIMER.with(|t| t.set(None));
     if let Some(timer) = timer {
         // SAFETY: a timer this thread created and has not deleted.
         assert_eq!(unsafe { libc::timer_delete(timer) }, 0);
@@ -142,6 +168,9 @@ thread_local! {
     /// Set while this thread is inside `inc` (between compiler fences), so
     /// the handler can tell that it interrupted an increment.
     static IN_INC: Cell<bool> = const { Cell::new(false) };
+    /// This thread's timer (a `timer_t` as an address) and period, for
+    /// the handler to re-arm; `None` without one.
+    static TIMER: Cell<Option<(usize, libc::timespec)>> = const { Cell::new(None) };
 }
 
 /// Increments made by signal handlers.
@@ -152,7 +181,8 @@ static NESTED_INCS: AtomicU64 = AtomicU64::new(0);
 
 /// Async-signal-safe: thread-local loads, an rseq increment (a sequence on
 /// the current CPU's slot, or a lock-free `fetch_add` on the fallback word)
-/// and lock-free atomic adds; no allocation, no lock.
+/// and lock-free atomic adds; no allocation, no lock. Last, it re-arms the
+/// thread's timer, if any (see [`timer_us`]).
 extern "C" fn on_signal(_: libc::c_int) {
     if let Some(handler) = HANDLER.with(Cell::get) {
         handler();
@@ -161,6 +191,9 @@ extern "C" fn on_signal(_: libc::c_int) {
             NESTED_INCS.fetch_add(1, Relaxed);
         }
     }
+    // A failure cannot be reported from here; the abort count shows a
+    // timer that stopped.
+    let _ = rearm();
 }
 
 /// Calls `inc` with [`IN_INC`] set around it. The compiler fences keep the

@@ -204,23 +204,11 @@ pub unsafe fn unarmed_add(first: *const AtomicU64, stride: usize, slots: usize, 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Area(*mut u8);
 
-/// Whether the histogram records with restartable sequences where the
-/// process has rseq. Not yet on aarch64: its histogram sequences
-/// (`rseq/aarch64.rs`, `add_on` and `add_u16_on`) are built and passed the
-/// emulated HS1 and HS3 runs but one, and that one hung (a CI run of
-/// 2026-12-01, not reproduced in 4 reruns, cause unknown). Until HS1 passes
-/// reliably there, an aarch64 histogram records with locked writes, which
-/// are correct on any CPU; counters use their aarch64 sequences.
-const HISTOGRAM_SEQUENCES: bool = cfg!(target_arch = "x86_64");
-
 impl Area {
-    /// The calling thread's area, where the process uses rseq for the
-    /// histogram's sequences (see [`HISTOGRAM_SEQUENCES`]).
+    /// The calling thread's area, where the process uses rseq (on x86_64
+    /// and aarch64 alike).
     #[inline]
     pub(crate) fn current() -> Option<Area> {
-        if !HISTOGRAM_SEQUENCES {
-            return None;
-        }
         imp::area().map(Area)
     }
 

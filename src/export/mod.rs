@@ -16,7 +16,8 @@
 //!   ([`push`]).
 //! - A Pushgateway client for batch jobs, synchronous or in the
 //!   background ([`pushgateway`]).
-//! - The HTTP endpoint (`metricz::export::http`, feature `http`).
+//! - The HTTP endpoint (`metricz::export::http`, feature `http`), with TLS
+//!   (feature `tls`) and authentication.
 //!
 //! Every exporter reads the registry through the same read-only walk:
 //! families sorted by name, each family's series sorted by label values,

@@ -128,3 +128,29 @@ pub(crate) fn configured_cpus() -> usize {
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
     usize::try_from(n).unwrap_or(0)
 }
+
+/// A registry with one metric of every kind.
+pub(crate) fn sample_registry() -> metricz::Registry {
+    let reg = metricz::Registry::new();
+    reg.counter("jobs_total", "Jobs run.").unwrap().add(7);
+    reg.gauge("temperature_celsius", "Temperature.")
+        .unwrap()
+        .set(21.5);
+    let routes = reg
+        .counter_vec("route_requests_total", "Requests by route.", &["route"])
+        .unwrap();
+    routes.with(&["/a"]).unwrap().add(3);
+    routes.with(&["/b"]).unwrap().inc();
+    let sizes = reg.histogram("response_size_bytes", "Sizes.").unwrap();
+    for v in [100, 200, 300, 4000] {
+        sizes.record(v);
+    }
+    let timer = reg
+        .timer_vec("request_duration_seconds", "Latency.", &["route"])
+        .unwrap();
+    timer
+        .with(&["/a"])
+        .unwrap()
+        .record(Duration::from_millis(3));
+    reg
+}

@@ -47,8 +47,11 @@ pub(crate) async fn accept_loop(
                 if connections.len() >= max_connections {
                     shared.stats.refused.fetch_add(1, Relaxed);
                     // Best effort, never waits: the socket buffer of a new
-                    // connection has room for these few bytes.
-                    let _ = stream.try_write(REFUSAL);
+                    // connection has room for these few bytes. Not over
+                    // TLS, where they would be no answer: closed at once.
+                    if !shared.is_tls() {
+                        let _ = stream.try_write(REFUSAL);
+                    }
                     continue;
                 }
                 shared.stats.accepted.fetch_add(1, Relaxed);

@@ -4,43 +4,102 @@
 //! routed, so a request without valid credentials never reaches the
 //! encoder; it is answered `401` with a `WWW-Authenticate` challenge.
 //!
-//! Like the exporter toolkit's, a basic-auth check costs one bcrypt
-//! verification (about 50 ms at the usual cost of 10) the first time a
-//! user's password is seen and every time a wrong one is; a password that
-//! verified is kept, one per user, and compared in constant time after
-//! that, so a scraper that presents the same credentials every time pays
-//! the bcrypt cost once. An unknown user's password is verified against a
-//! known user's hash all the same (and refused), so the answer's timing
-//! does not tell which user names exist.
+//! # What a check costs, and who pays
+//!
+//! A bearer token, or a basic-auth password this user presented and had
+//! verified before, is checked at once on the server thread: a constant-time
+//! comparison (per user, the last password that verified is kept). Any
+//! other basic-auth password costs one bcrypt verification (about 50 ms at
+//! the usual cost of 10), which must not stall the server thread that
+//! serves every connection. So it runs on tokio's blocking pool, one at a
+//! time (a one-permit semaphore), while the server thread goes on serving
+//! other connections, handshakes and timeouts; a request waits for its turn
+//! with its connection's whole-request deadline running. At most
+//! [`MAX_WAITING`] requests wait at once: one more is answered `503` with
+//! `Retry-After` at once (counted as rejected), so a flood of wrong passwords
+//! costs at most one core and a short queue, and a scraper whose password
+//! is cached is never held behind it.
+//!
+//! An unknown user's password is verified all the same, against the
+//! configured hash of the highest cost, and refused, so that a refusal's
+//! timing does not tell which user names exist (users with hashes of
+//! different costs can be told apart by their own timing: give them one
+//! cost). A 401 closes the connection, so one connection cannot pipeline
+//! guesses.
 
-use crate::primitive::std_only::Mutex;
+use crate::primitive::std_only::{Arc, AtomicUsize, Mutex};
+use crate::primitive::Ordering::Relaxed;
 use base64::Engine as _;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use std::collections::{BTreeMap, HashMap};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// The `WWW-Authenticate` challenges of a `401`, one per scheme accepted.
 const BASIC_CHALLENGE: &str = "Basic realm=\"metricz\", charset=\"UTF-8\"";
 const BEARER_CHALLENGE: &str = "Bearer realm=\"metricz\"";
+
+/// The most requests waiting for a bcrypt verification at once.
+pub(crate) const MAX_WAITING: usize = 8;
 
 /// Checks the `Authorization` header of requests; built from a
 /// [`WebConfig`](super::WebConfig)'s users and tokens.
 pub(crate) struct Authenticator {
     /// User name → bcrypt hash (validated when the config was built).
     users: BTreeMap<String, String>,
+    /// The hash an unknown user's password is verified against: the
+    /// highest-cost one configured.
+    decoy: Option<String>,
     tokens: Vec<Vec<u8>>,
     /// User name → the last password that verified against its hash.
     verified: Mutex<HashMap<String, Vec<u8>>>,
+    /// One bcrypt verification at a time.
+    verifying: Semaphore,
+    /// Requests holding a [`Pending`] (waiting or verifying).
+    waiting: Arc<AtomicUsize>,
+}
+
+/// What a check decided.
+pub(crate) enum Check {
+    /// Answer the request.
+    Allowed,
+    /// Answer `401`.
+    Denied,
+    /// Answer `503`: too many requests are waiting for bcrypt.
+    Busy,
+    /// A basic-auth password to verify with bcrypt
+    /// ([`Authenticator::verify`]).
+    Verify(Pending),
+}
+
+/// A basic-auth password waiting for its bcrypt verification; holds its
+/// place in the queue ([`MAX_WAITING`]) until dropped.
+pub(crate) struct Pending {
+    user: String,
+    password: Vec<u8>,
+    hash: String,
+    known: bool,
+    queue: Arc<AtomicUsize>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.queue.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Authenticator {
     /// Checks requests against `users` (name → bcrypt hash) and `tokens`;
     /// with neither, every request is allowed.
     pub(crate) fn new(users: BTreeMap<String, String>, tokens: Vec<Vec<u8>>) -> Self {
+        let decoy = users.values().max_by_key(|hash| cost(hash)).cloned();
         Authenticator {
             users,
+            decoy,
             tokens,
             verified: Mutex::new(HashMap::new()),
+            verifying: Semaphore::new(1),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -49,64 +108,94 @@ impl Authenticator {
         !self.users.is_empty() || !self.tokens.is_empty()
     }
 
-    /// Whether a request whose `Authorization` header is `authorization`
-    /// may be answered.
-    pub(crate) fn allows(&self, authorization: Option<&HeaderValue>) -> bool {
+    /// Checks a request's headers: allowed, denied, or a password to
+    /// verify. More than one `Authorization` header is denied (a proxy in
+    /// front might read another one than this check would).
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Check {
         if !self.is_enabled() {
-            return true;
+            return Check::Allowed;
         }
-        let Some((scheme, credentials)) = authorization.and_then(|v| split_scheme(v.as_bytes()))
-        else {
-            return false;
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Check::Denied;
         };
-        if scheme.eq_ignore_ascii_case(b"basic") {
-            !self.users.is_empty() && self.allows_basic(credentials)
-        } else if scheme.eq_ignore_ascii_case(b"bearer") {
-            self.allows_bearer(credentials)
-        } else {
-            false
+        let Some((scheme, credentials)) = split_scheme(value.as_bytes()) else {
+            return Check::Denied;
+        };
+        if scheme.eq_ignore_ascii_case(b"bearer") {
+            return if self.allows_bearer(credentials) {
+                Check::Allowed
+            } else {
+                Check::Denied
+            };
         }
+        if !scheme.eq_ignore_ascii_case(b"basic") || self.users.is_empty() {
+            return Check::Denied;
+        }
+        self.check_basic(credentials)
     }
 
-    fn allows_basic(&self, credentials: &[u8]) -> bool {
+    fn check_basic(&self, credentials: &[u8]) -> Check {
         let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(credentials) else {
-            return false;
+            return Check::Denied;
         };
         let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-            return false;
+            return Check::Denied;
         };
         let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
         let Ok(user) = std::str::from_utf8(user) else {
-            return false;
+            return Check::Denied;
         };
-        let (known, hash) = match self.users.get(user) {
-            Some(hash) => (true, hash),
-            // Verified all the same, against a real hash of the same cost
-            // as the others, and refused: the time taken does not tell
-            // which users exist.
-            None => match self.users.values().next() {
-                Some(hash) => (false, hash),
-                None => return false,
-            },
+        let (known, hash) = match (self.users.get(user), &self.decoy) {
+            (Some(hash), _) => (true, hash),
+            (None, Some(decoy)) => (false, decoy),
+            (None, None) => return Check::Denied,
         };
         if known {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(cached) = verified.get(user) {
                 if bool::from(cached.as_slice().ct_eq(password)) {
-                    return true;
+                    return Check::Allowed;
                 }
             }
         }
-        let matches = bcrypt::verify(password, hash).unwrap_or(false);
-        if known && matches {
-            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            verified.insert(user.to_string(), password.to_vec());
+        if self.waiting.fetch_add(1, Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Relaxed);
+            return Check::Busy;
         }
-        known && matches
+        Check::Verify(Pending {
+            user: user.to_string(),
+            password: password.to_vec(),
+            hash: hash.clone(),
+            known,
+            queue: Arc::clone(&self.waiting),
+        })
+    }
+
+    /// Verifies a pending password with bcrypt on tokio's blocking pool,
+    /// one verification at a time; true if the user is known and the
+    /// password matches (it is then kept for the next check).
+    pub(crate) async fn verify(&self, pending: Pending) -> bool {
+        // Never closed, so never an error; a refusal if it were.
+        let Ok(_turn) = self.verifying.acquire().await else {
+            return false;
+        };
+        let (password, hash) = (pending.password.clone(), pending.hash.clone());
+        let matches =
+            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        if pending.known && matches {
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            verified.insert(pending.user.clone(), pending.password.clone());
+        }
+        pending.known && matches
     }
 
     fn allows_bearer(&self, token: &[u8]) -> bool {
-        // Every token is compared, in constant time, whichever matches.
+        // Every token is compared, in constant time for tokens of the
+        // given length, whichever matches (a length that differs is told
+        // at once: the tokens' lengths are not secret).
         let mut any = subtle::Choice::from(0);
         for known in &self.tokens {
             any |= known.as_slice().ct_eq(token);
@@ -125,6 +214,12 @@ impl Authenticator {
     }
 }
 
+/// A bcrypt hash's cost (`$2b$10$...` → 10); 0 if unreadable.
+fn cost(hash: &str) -> u32 {
+    hash.parse::<bcrypt::HashParts>()
+        .map_or(0, |parts| parts.get_cost())
+}
+
 /// `Scheme credentials` → (scheme, credentials), the credentials trimmed
 /// of surrounding blanks; `None` without both.
 fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -137,6 +232,24 @@ fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a request with `value` as its one `Authorization` header
+    /// (none for `None`) is let in, bcrypt verification included.
+    fn allows(auth: &Authenticator, value: Option<&HeaderValue>) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = value {
+            headers.insert(AUTHORIZATION, value.clone());
+        }
+        match auth.check(&headers) {
+            Check::Allowed => true,
+            Check::Denied => false,
+            Check::Busy => panic!("nothing else is waiting"),
+            Check::Verify(pending) => tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(auth.verify(pending)),
+        }
+    }
 
     fn basic(user: &str, password: &str) -> HeaderValue {
         let encoded =
@@ -155,7 +268,7 @@ mod tests {
     fn without_users_or_tokens_everything_is_allowed() {
         let auth = Authenticator::new(BTreeMap::new(), Vec::new());
         assert!(!auth.is_enabled());
-        assert!(auth.allows(None));
+        assert!(allows(&auth, None));
         assert_eq!(auth.challenges().count(), 0);
     }
 
@@ -165,18 +278,18 @@ mod tests {
             users(&[("alice", "s3cret"), ("bob", "hunter2")]),
             Vec::new(),
         );
-        assert!(auth.allows(Some(&basic("alice", "s3cret"))));
-        assert!(auth.allows(Some(&basic("bob", "hunter2"))));
+        assert!(allows(&auth, Some(&basic("alice", "s3cret"))));
+        assert!(allows(&auth, Some(&basic("bob", "hunter2"))));
         // Twice: the second time from the cache.
-        assert!(auth.allows(Some(&basic("alice", "s3cret"))));
-        assert!(!auth.allows(Some(&basic("alice", "hunter2"))));
-        assert!(!auth.allows(Some(&basic("alice", "s3cret "))));
-        assert!(!auth.allows(Some(&basic("alice", ""))));
-        assert!(!auth.allows(Some(&basic("carol", "s3cret"))));
-        assert!(!auth.allows(Some(&basic("Alice", "s3cret"))));
-        assert!(!auth.allows(None));
+        assert!(allows(&auth, Some(&basic("alice", "s3cret"))));
+        assert!(!allows(&auth, Some(&basic("alice", "hunter2"))));
+        assert!(!allows(&auth, Some(&basic("alice", "s3cret "))));
+        assert!(!allows(&auth, Some(&basic("alice", ""))));
+        assert!(!allows(&auth, Some(&basic("carol", "s3cret"))));
+        assert!(!allows(&auth, Some(&basic("Alice", "s3cret"))));
+        assert!(!allows(&auth, None));
         // A cached password is not a key to another user.
-        assert!(!auth.allows(Some(&basic("bob", "s3cret"))));
+        assert!(!allows(&auth, Some(&basic("bob", "s3cret"))));
         // The scheme's case does not matter; its name does.
         let encoded = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
         for (header, allowed) in [
@@ -194,7 +307,7 @@ mod tests {
             ),
         ] {
             let value = HeaderValue::from_str(&header).unwrap();
-            assert_eq!(auth.allows(Some(&value)), allowed, "{header}");
+            assert_eq!(allows(&auth, Some(&value)), allowed, "{header}");
         }
         let challenges: Vec<_> = auth.challenges().collect();
         assert_eq!(challenges, ["Basic realm=\"metricz\", charset=\"UTF-8\""]);
@@ -203,8 +316,58 @@ mod tests {
     #[test]
     fn a_password_with_a_colon_keeps_it() {
         let auth = Authenticator::new(users(&[("alice", "a:b")]), Vec::new());
-        assert!(auth.allows(Some(&basic("alice", "a:b"))));
-        assert!(!auth.allows(Some(&basic("alice", "a"))));
+        assert!(allows(&auth, Some(&basic("alice", "a:b"))));
+        assert!(!allows(&auth, Some(&basic("alice", "a"))));
+    }
+
+    #[test]
+    fn a_second_authorization_header_is_refused() {
+        let auth = Authenticator::new(BTreeMap::new(), vec![b"tok".to_vec()]);
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
+        assert!(matches!(auth.check(&headers), Check::Allowed));
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        assert!(matches!(auth.check(&headers), Check::Denied));
+        let mut reversed = HeaderMap::new();
+        reversed.append(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        reversed.append(AUTHORIZATION, HeaderValue::from_static("Bearer tok"));
+        assert!(matches!(auth.check(&reversed), Check::Denied));
+    }
+
+    #[test]
+    fn at_most_max_waiting_verifications_queue() {
+        let auth = Authenticator::new(users(&[("alice", "pw")]), Vec::new());
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, basic("alice", "wrong"));
+        let pending: Vec<_> = (0..MAX_WAITING)
+            .map(|_| match auth.check(&headers) {
+                Check::Verify(p) => p,
+                _ => panic!("a wrong password is verified"),
+            })
+            .collect();
+        assert!(matches!(auth.check(&headers), Check::Busy));
+        // A cached password skips the queue.
+        drop(pending);
+        assert!(allows(&auth, Some(&basic("alice", "pw"))));
+        let full: Vec<_> = (0..MAX_WAITING).map(|_| auth.check(&headers)).collect();
+        headers.insert(AUTHORIZATION, basic("alice", "pw"));
+        assert!(matches!(auth.check(&headers), Check::Allowed));
+        drop(full);
+        // A dropped pending request (its connection closed) gives its
+        // place back.
+        headers.insert(AUTHORIZATION, basic("alice", "wrong"));
+        assert!(matches!(auth.check(&headers), Check::Verify(_)));
+    }
+
+    #[test]
+    fn unknown_users_are_verified_against_the_costliest_hash() {
+        let cheap = bcrypt::hash("a", 4).unwrap();
+        let dear = bcrypt::hash("b", 6).unwrap();
+        let users = BTreeMap::from([("a".to_string(), cheap), ("z".to_string(), dear.clone())]);
+        let auth = Authenticator::new(users, Vec::new());
+        assert_eq!(auth.decoy.as_deref(), Some(dear.as_str()));
+        // Refused even with the password of the decoy's user.
+        assert!(!allows(&auth, Some(&basic("nobody", "b"))));
     }
 
     #[test]
@@ -222,10 +385,10 @@ mod tests {
             ("Token token-one", false),
         ] {
             let value = HeaderValue::from_str(header).unwrap();
-            assert_eq!(auth.allows(Some(&value)), allowed, "{header}");
+            assert_eq!(allows(&auth, Some(&value)), allowed, "{header}");
         }
         // No basic users: basic credentials are refused outright.
-        assert!(!auth.allows(Some(&basic("token-one", "token-one"))));
+        assert!(!allows(&auth, Some(&basic("token-one", "token-one"))));
         let challenges: Vec<_> = auth.challenges().collect();
         assert_eq!(challenges, ["Bearer realm=\"metricz\""]);
     }
@@ -233,9 +396,9 @@ mod tests {
     #[test]
     fn basic_and_bearer_together_take_either() {
         let auth = Authenticator::new(users(&[("alice", "pw")]), vec![b"tok".to_vec()]);
-        assert!(auth.allows(Some(&basic("alice", "pw"))));
-        assert!(auth.allows(Some(&HeaderValue::from_static("Bearer tok"))));
-        assert!(!auth.allows(Some(&HeaderValue::from_static("Bearer pw"))));
+        assert!(allows(&auth, Some(&basic("alice", "pw"))));
+        assert!(allows(&auth, Some(&HeaderValue::from_static("Bearer tok"))));
+        assert!(!allows(&auth, Some(&HeaderValue::from_static("Bearer pw"))));
         assert_eq!(auth.challenges().count(), 2);
     }
 }

@@ -344,7 +344,9 @@ impl ServerBuilder {
                     grace,
                     shutdown_rx,
                 ));
-                // Dropping the runtime closes what is left.
+                // Closes what is left; a bcrypt verification still running
+                // on the blocking pool (see `auth`) is not waited for.
+                runtime.shutdown_timeout(Duration::ZERO);
             })
             .map_err(ServerError::Thread)?;
         Ok(ServerHandle::new(local_addr, shutdown, thread, stats))

@@ -144,7 +144,8 @@ pub struct ServerStats {
     pub connections_refused: u64,
     /// Requests answered `200` with the metrics.
     pub scrapes: u64,
-    /// Requests answered `404`, `405` or `413`.
+    /// Requests answered `404`, `405` or `413`, or `503` because too many
+    /// were waiting for a password check.
     pub rejected_requests: u64,
     /// Connections closed by the header read or the whole-request timeout
     /// (or, over TLS, a handshake not done within the header read timeout).

@@ -53,7 +53,8 @@
 //!
 //! - **Connections** ([`DEFAULT_MAX_CONNECTIONS`]): a connection beyond the
 //!   limit is answered at once with `503 Service Unavailable` (best effort,
-//!   without reading its request) and closed; nothing queues.
+//!   without reading its request; over TLS, with nothing) and closed;
+//!   nothing queues.
 //! - **Header size** ([`DEFAULT_MAX_HEADER_BYTES`]): the request line and
 //!   headers together; more is answered `431` and the connection closed.
 //!   Request bodies are refused (`413`).
@@ -95,15 +96,24 @@
 //!   optionally client certificates verified against a CA (mutual TLS,
 //!   [`ClientAuth`]). The handshake runs inside the connection limit and
 //!   must be done within the header read time: a client that stalls in it
-//!   holds one connection slot that long and no longer, and is counted in
-//!   [`ServerStats::timeouts`]; a failed handshake is counted in
-//!   [`ServerStats::tls_handshake_failures`].
+//!   holds one connection slot that long, and is counted in
+//!   [`ServerStats::timeouts`] (the request's headers then get their own
+//!   header read time, so a connection's first request may take twice
+//!   it); a failed handshake is counted in
+//!   [`ServerStats::tls_handshake_failures`]. A client that only opens
+//!   connections and stalls can hold every slot: keep the header read time
+//!   short where the endpoint faces untrusted networks.
 //! - **Authentication**: basic auth against bcrypt-hashed passwords,
 //!   and bearer tokens. A request without valid credentials is answered
 //!   `401` with a `WWW-Authenticate` challenge, whatever its path, before
-//!   it is routed: it never reaches the encoder. It is counted in
-//!   [`ServerStats::unauthorized`]. Credentials appear in no log, error or
-//!   `Debug` output.
+//!   it is routed, and its connection closed: it never reaches the
+//!   encoder. It is counted in [`ServerStats::unauthorized`]. A password
+//!   not seen before is checked with bcrypt on tokio's blocking pool, one
+//!   at a time, never on the server thread, so other scrapes go on; a
+//!   password that verified is kept (one per user) and checked in constant
+//!   time after that. At most 8 requests wait for bcrypt; more are
+//!   answered `503` with `Retry-After` (counted as rejected). Credentials
+//!   appear in no log, error or `Debug` output.
 //!
 //! Every file is read and checked when the config is built, so a missing
 //! certificate, a key that is not the certificate's or a hash that is not

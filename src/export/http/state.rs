@@ -22,6 +22,16 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+impl Shared {
+    /// Whether connections speak TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+}
+
 /// What the server has done; read by [`ServerStats`](super::ServerStats).
 #[derive(Default)]
 pub(crate) struct Counts {

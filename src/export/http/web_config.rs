@@ -34,9 +34,12 @@ use super::tls::{ClientAuth, TlsConfig, TlsVersion};
 /// is not bcrypt, an unknown or unsupported setting all fail there, with a
 /// [`WebConfigError`], never at the first request. Keys the toolkit knows
 /// but this endpoint does not do (`cipher_suites`, `curve_preferences`,
-/// `prefer_server_cipher_suites`, `client_allowed_sans`,
-/// `http_server_config`) are refused as
-/// [`WebConfigError::Unsupported`] rather than ignored.
+/// `prefer_server_cipher_suites`, `client_allowed_sans`, the inline `cert`,
+/// `key` and `client_ca`, `http_server_config.headers`, `rate_limit`) are
+/// refused as [`WebConfigError::Unsupported`] rather than ignored;
+/// `http_server_config.http2` is taken and HTTP/1.1 served either way. As
+/// in the toolkit, an empty string is no value, and a
+/// `tls_server_config` with nothing set means no TLS.
 ///
 /// Bearer tokens, which the toolkit's file has no place for, are set in
 /// code with [`bearer_token`](Self::bearer_token).
@@ -129,20 +132,33 @@ impl WebConfig {
         } else {
             serde_norway::from_str(text).map_err(|e| WebConfigError::Parse {
                 path: None,
-                message: e.to_string(),
+                message: redact_quoted(&e.to_string()),
             })?
         };
-        if file.http_server_config.is_some() {
+        if file.rate_limit.is_some() {
             return Err(WebConfigError::Unsupported {
-                key: "http_server_config".to_string(),
-                reason: "the endpoint serves HTTP/1.1 with fixed headers",
+                key: "rate_limit".to_string(),
+                reason: "the endpoint bounds connections and password checks instead",
             });
+        }
+        if let Some(http) = file.http_server_config {
+            // `http2`, either way: HTTP/1.1 is served, which every
+            // Prometheus client speaks.
+            if http.headers.is_some() {
+                return Err(WebConfigError::Unsupported {
+                    key: "http_server_config.headers".to_string(),
+                    reason: "the endpoint's response headers are fixed",
+                });
+            }
         }
         let mut config = WebConfig::new();
         for (user, hash) in file.basic_auth_users.unwrap_or_default() {
             config = config.basic_auth_user(&user, &hash)?;
         }
-        if let Some(tls) = file.tls_server_config {
+        if let Some(tls) = file
+            .tls_server_config
+            .map(file::TlsServerConfig::normalized)
+        {
             if !tls.is_empty() {
                 config = config.tls_from_file(tls, dir)?;
             }
@@ -202,7 +218,8 @@ impl WebConfig {
     ///
     /// # Errors
     ///
-    /// [`WebConfigError::BcryptHash`] when the hash is not a bcrypt hash,
+    /// [`WebConfigError::BcryptHash`] when the hash is not a bcrypt hash
+    /// (or its cost is outside bcrypt's 4 to 31),
     /// [`WebConfigError::Invalid`] for an empty user name or one with a
     /// `:` (which basic auth cannot carry).
     ///
@@ -223,7 +240,12 @@ impl WebConfig {
                 value: user.to_string(),
             });
         }
-        if bcrypt_hash.parse::<bcrypt::HashParts>().is_err() {
+        // bcrypt's own parser takes any two-digit cost; a cost outside
+        // bcrypt's 4..=31 could never verify.
+        let cost = bcrypt_hash
+            .parse::<bcrypt::HashParts>()
+            .map(|p| p.get_cost());
+        if !matches!(cost, Ok(4..=31)) {
             return Err(WebConfigError::BcryptHash {
                 user: user.to_string(),
             });
@@ -235,8 +257,10 @@ impl WebConfig {
     /// Requires authentication, and lets in a request that carries
     /// `Authorization: Bearer <token>` (as Prometheus's `authorization`
     /// scrape setting sends). Several tokens may be added; with basic-auth
-    /// users as well, either credential lets a request in. Tokens are
-    /// compared in constant time.
+    /// users as well, either credential lets a request in. A token is
+    /// compared in constant time with every configured token of its length
+    /// (a length that differs is told at once: use tokens of one length,
+    /// such as 32 random bytes in base64).
     ///
     /// # Errors
     ///
@@ -464,6 +488,28 @@ impl std::error::Error for WebConfigError {
     }
 }
 
+/// `message` with every double-quoted string replaced by `"…"`: a YAML
+/// error quotes the value it could not take, which may be a password hash
+/// (`alice:$2y$...` written without the space). Field names, which serde
+/// quotes with backticks, stay.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if quoted {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The file's shape, as serde reads it.
 mod file {
     use super::WebConfigError;
@@ -474,8 +520,17 @@ mod file {
     #[serde(deny_unknown_fields)]
     pub(super) struct WebConfigFile {
         pub(super) tls_server_config: Option<TlsServerConfig>,
-        pub(super) http_server_config: Option<serde_norway::Value>,
+        pub(super) http_server_config: Option<HttpServerConfig>,
         pub(super) basic_auth_users: Option<BTreeMap<String, String>>,
+        pub(super) rate_limit: Option<serde_norway::Value>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct HttpServerConfig {
+        #[allow(dead_code)] // accepted either way: HTTP/1.1 is served
+        pub(super) http2: Option<bool>,
+        pub(super) headers: Option<serde_norway::Value>,
     }
 
     #[derive(Deserialize, Default, PartialEq)]
@@ -491,9 +546,29 @@ mod file {
         pub(super) curve_preferences: Option<serde_norway::Value>,
         pub(super) prefer_server_cipher_suites: Option<serde_norway::Value>,
         pub(super) client_allowed_sans: Option<serde_norway::Value>,
+        pub(super) cert: Option<serde_norway::Value>,
+        pub(super) key: Option<serde_norway::Value>,
+        pub(super) client_ca: Option<serde_norway::Value>,
     }
 
     impl TlsServerConfig {
+        /// The section with empty strings as no values, as in the toolkit.
+        pub(super) fn normalized(mut self) -> Self {
+            for field in [
+                &mut self.cert_file,
+                &mut self.key_file,
+                &mut self.client_auth_type,
+                &mut self.client_ca_file,
+                &mut self.min_version,
+                &mut self.max_version,
+            ] {
+                if field.as_deref() == Some("") {
+                    *field = None;
+                }
+            }
+            self
+        }
+
         /// A section with nothing set means no TLS, as in the toolkit.
         pub(super) fn is_empty(&self) -> bool {
             *self == TlsServerConfig::default()
@@ -510,14 +585,101 @@ mod file {
                 ),
                 ("client_allowed_sans", self.client_allowed_sans.is_some()),
             ];
-            match unsupported.iter().find(|(_, set)| *set) {
-                Some((key, _)) => Err(WebConfigError::Unsupported {
+            if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+                return Err(WebConfigError::Unsupported {
                     key: key.to_string(),
                     reason:
                         "rustls's defaults are used (TLS 1.2 and 1.3 suites with forward secrecy)",
+                });
+            }
+            let inline = [
+                ("cert", self.cert.is_some()),
+                ("key", self.key.is_some()),
+                ("client_ca", self.client_ca.is_some()),
+            ];
+            match inline.iter().find(|(_, set)| *set) {
+                Some((key, _)) => Err(WebConfigError::Unsupported {
+                    key: key.to_string(),
+                    reason: "give PEM files (cert_file, key_file, client_ca_file)",
                 }),
                 None => Ok(()),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_redacted_from_parse_errors() {
+        let yaml = "basic_auth_users: alice:$2y$10$abcdefghijklmnopqrstuu\n";
+        let err = WebConfig::from_yaml(yaml, ".").err().unwrap();
+        let text = err.to_string();
+        assert!(matches!(err, WebConfigError::Parse { .. }), "{text}");
+        assert!(!text.contains("$2y$"), "{text}");
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "secret", expected a map at line 1"#),
+            r#"invalid type: string "…", expected a map at line 1"#
+        );
+        assert_eq!(
+            redact_quoted("unknown field `tls_config`"),
+            "unknown field `tls_config`"
+        );
+    }
+
+    #[test]
+    fn hashes_with_a_cost_bcrypt_cannot_verify_are_refused() {
+        let good = bcrypt::hash("pw", 4).unwrap();
+        assert!(WebConfig::new().basic_auth_user("a", &good).is_ok());
+        for cost in ["03", "32", "99", "00"] {
+            let bad = format!("$2b${cost}{}", &good[6..]);
+            assert!(
+                matches!(
+                    WebConfig::new().basic_auth_user("a", &bad),
+                    Err(WebConfigError::BcryptHash { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn toolkit_keys_are_taken_or_refused_by_name() {
+        let unsupported = |yaml: &str| match WebConfig::from_yaml(yaml, ".") {
+            Err(WebConfigError::Unsupported { key, .. }) => key,
+            other => panic!("{yaml}: {other:?}"),
+        };
+        assert_eq!(unsupported("rate_limit:\n  interval: 1s\n"), "rate_limit");
+        assert_eq!(
+            unsupported("http_server_config:\n  headers:\n    X-Frame-Options: deny\n"),
+            "http_server_config.headers"
+        );
+        // HTTP/2 on or off: HTTP/1.1 is served either way.
+        for yaml in [
+            "http_server_config:\n  http2: false\n",
+            "http_server_config:\n  http2: true\n",
+        ] {
+            assert!(!WebConfig::from_yaml(yaml, ".").unwrap().requires_auth());
+        }
+        // Empty strings are no values: an all-empty TLS section is no TLS.
+        let empty = "tls_server_config:\n  cert_file: \"\"\n  key_file: \"\"\n";
+        assert!(WebConfig::from_yaml(empty, ".").is_ok());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn inline_pem_keys_are_refused_by_name() {
+        for key in ["cert", "key", "client_ca"] {
+            let yaml = format!("tls_server_config:\n  {key}: x\n");
+            assert!(
+                matches!(
+                    WebConfig::from_yaml(&yaml, "."),
+                    Err(WebConfigError::Unsupported { key: ref k, .. }) if k == key
+                ),
+                "{key}"
+            );
         }
     }
 }
