@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 /// ```
 /// use metricz::export::http::TlsVersion;
 /// assert!(TlsVersion::Tls12 < TlsVersion::Tls13);
-/// assert_eq!("TLS13".parse::<TlsVersion>(), Ok(TlsVersion::Tls13));
+/// assert_eq!("TLS13".parse::<TlsVersion>().ok(), Some(TlsVersion::Tls13));
+/// assert!("TLS11".parse::<TlsVersion>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -50,7 +51,10 @@ impl std::str::FromStr for TlsVersion {
 ///
 /// ```
 /// use metricz::export::http::ClientAuth;
-/// assert_eq!("RequireAndVerifyClientCert".parse(), Ok(ClientAuth::RequireAndVerifyClientCert));
+/// let mode: ClientAuth = "RequireAndVerifyClientCert".parse()?;
+/// assert_eq!(mode, ClientAuth::RequireAndVerifyClientCert);
+/// assert!("RequireAnyClientCert".parse::<ClientAuth>().is_err());
+/// # Ok::<(), metricz::export::http::WebConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
