@@ -115,9 +115,9 @@
 //!   (little-endian, 64-bit) aarch64 Linux, dynamically linked (the
 //!   registration is found with `dlsym`); elsewhere [`cpu::current`] falls
 //!   back to `sched_getcpu` (3–4 ns via the vDSO) or a thread index, and
-//!   counters to locked per-CPU adds. The aarch64 sequences are checked under
-//!   a real kernel in full-system emulation, not on aarch64 hardware; on
-//!   aarch64 the histogram still records with locked writes.
+//!   counters and histograms to locked per-CPU writes. The aarch64
+//!   sequences are checked under a real kernel in full-system emulation, not
+//!   on aarch64 hardware.
 //! - A library that links metricz must stay loaded while threads that
 //!   incremented through it run: the kernel keeps a pointer to the last
 //!   sequence's descriptor (`counter::rseq` docs).

@@ -7,13 +7,30 @@ use metricz::{CounterVec, GaugeVec, Registry};
 use metricz_loom_tests::{explore_bounded, Witness};
 
 /// Every crossbeam-epoch pin is many modelled operations, so these models
-/// use two threads; the bound is fixed here (not taken from the
-/// environment) so their cost is known (M8 and M9 say why theirs differ or
-/// what keeps them small).
+/// use two threads and a preemption bound of 3, fixed here (not taken from
+/// loom's environment) so their cost is known (M8 and M9 say why theirs
+/// differ or what keeps them small).
 const BOUND: Option<usize> = Some(3);
 
 fn explore<F: Fn() + Sync + Send + 'static>(name: &str, model: F) -> usize {
     explore_bounded(name, BOUND, model)
+}
+
+/// As [`explore`], for the six models that take 30 s to 2 min each at
+/// bound 3 (M1, M4-M7, M12: 430 s of the loom run on the 2-core machine):
+/// `METRICZ_LOOM_REGISTRY_BOUND=2` explores them at bound 2 instead (about
+/// a tenth of the time), which the test command does to fit its time
+/// budget. `scripts/loom` alone keeps bound 3; papers/invariants.md records
+/// the bound-3 execution counts.
+fn explore_heavy<F: Fn() + Sync + Send + 'static>(name: &str, model: F) -> usize {
+    let lowered = std::env::var("METRICZ_LOOM_REGISTRY_BOUND")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let bound = match (lowered, BOUND) {
+        (Some(lowered), Some(bound)) => Some(lowered.min(bound)),
+        _ => BOUND,
+    };
+    explore_bounded(name, bound, model)
 }
 
 fn family(limit: usize) -> CounterVec {
@@ -40,7 +57,7 @@ fn value(f: &CounterVec, route: &str) -> u64 {
 /// increment lands in it.
 #[test]
 fn m1_racing_get_or_create_makes_one_series() {
-    explore("M1 registry get-or-create", || {
+    explore_heavy("M1 registry get-or-create", || {
         let f = family(10);
         let threads = spawn_incs(&f, &["a"]);
         f.with(&["a"]).unwrap().inc();
@@ -103,7 +120,7 @@ fn m3_lookup_racing_growth_finds_every_series() {
 /// no increment is lost.
 #[test]
 fn m4_cardinality_limit_holds_under_racing_inserts() {
-    explore("M4 registry cardinality limit", || {
+    explore_heavy("M4 registry cardinality limit", || {
         let f = family(1);
         let threads = spawn_incs(&f, &["a"]);
         f.with(&["b"]).unwrap().inc();
@@ -127,7 +144,7 @@ fn m4_cardinality_limit_holds_under_racing_inserts() {
 /// triples the executions (racing leases are covered by M1 and M7).
 #[test]
 fn m5_insert_racing_growth_is_not_lost() {
-    explore("M5 registry insert vs growth", || {
+    explore_heavy("M5 registry insert vs growth", || {
         let f = Registry::new()
             .gauge_vec("in_flight", "In flight.", &["route"])
             .unwrap();
@@ -151,7 +168,7 @@ fn m5_insert_racing_growth_is_not_lost() {
 /// could still land in the old table after the freeze would be in neither.)
 #[test]
 fn m6_insert_racing_clear_is_cleared_or_kept() {
-    explore("M6 registry insert vs clear", || {
+    explore_heavy("M6 registry insert vs clear", || {
         let f = family(10);
         f.with(&["a"]).unwrap().inc();
         let inserter = spawn_incs(&f, &["b"]);
@@ -181,7 +198,7 @@ fn m6_insert_racing_clear_is_cleared_or_kept() {
 fn m7_arena_slot_not_reused_while_reachable() {
     let reused = Witness::default();
     let seen = reused.clone();
-    explore("M7 arena slot reuse vs reader", move || {
+    explore_heavy("M7 arena slot reuse vs reader", move || {
         let f = family(10);
         let a_slot = f.with(&["a"]).unwrap().arena_slot();
         assert!(a_slot.is_some(), "registry counters live in the arena");
@@ -418,7 +435,7 @@ fn m12_a_resolution_racing_removal_never_trusts_a_removed_series() {
     let trusted = Witness::default();
     let stale = Witness::default();
     let (saw_trusted, saw_stale) = (trusted.clone(), stale.clone());
-    explore("M12 facade resolution vs remove", move || {
+    explore_heavy("M12 facade resolution vs remove", move || {
         // Grown beforehand (a second series, since removed), so the
         // re-created series' insert does not grow the table, which would
         // move the number as well.

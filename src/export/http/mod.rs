@@ -135,14 +135,16 @@
 //! and the connection limit), `connection` (one connection over hyper),
 //! `service` (the answers), `deadline` (the whole-request deadline),
 //! `auth` (the credential check), `web_config` (the config and its file
-//! format), `tls` (rustls settings, feature `tls`), and `tests` (the
-//! tests that pin what the deadline assumes of hyper).
+//! format), `config_error` (why a config could not be built), `tls`
+//! (rustls settings, feature `tls`), and `tests` (the tests that pin what
+//! the deadline assumes of hyper).
 //!
 //! [`Format::negotiate`]: crate::export::Format::negotiate
 
 mod accept;
 mod auth;
 mod builder;
+mod config_error;
 mod connection;
 mod deadline;
 mod error;
