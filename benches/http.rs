@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Peers in the same group and run: `plain` (HTTP/1.1 over TCP), `tls13`
-//! (TLS 1.3, the default), `tls12` (a server that speaks TLS 1.2 only).
+//! (TLS 1.3, the default), `tls12` (a server that speaks TLS 1.2 only). The
+//! client offers AES-128-GCM first, as a Prometheus server (Go's
+//! `crypto/tls`) does, and the bench checks that it was negotiated.
 //! `tls13-basic-auth` adds basic auth with a bcrypt hash (cost 10): after
 //! the first request the credentials come from the endpoint's cache, so
 //! it shows the cost of a cached check. Before timing, each path's answer
@@ -135,7 +137,12 @@ fn tls_client(
     addr: SocketAddr,
     authorization: Option<&str>,
 ) -> Client<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
-    let stream = tls::connect(addr, tls::client_config(None, &[])).expect("handshake");
+    let stream = tls::connect(addr, tls::scraper_config()).expect("handshake");
+    let suite = stream.conn.negotiated_cipher_suite().expect("handshake done");
+    assert!(
+        format!("{:?}", suite.suite()).contains("AES_128_GCM"),
+        "negotiated {suite:?}"
+    );
     Client::new(stream, authorization)
 }
 

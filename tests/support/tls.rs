@@ -269,3 +269,30 @@ pub(crate) fn https_get_on(
     }
     Ok((status, head, String::from_utf8_lossy(body).into_owned()))
 }
+
+/// A client that trusts the test CA and offers the cipher suites in the
+/// order Go's `crypto/tls` prefers on a CPU with AES instructions (AES-128-GCM
+/// first), as a Prometheus server scraping the endpoint does; rustls's own
+/// order puts AES-256-GCM first. (rustls servers follow the client's order
+/// by default.)
+pub(crate) fn scraper_config() -> Arc<rustls::ClientConfig> {
+    use rustls::CipherSuite;
+    let mut provider = rustls::crypto::ring::default_provider();
+    let rank = |suite: CipherSuite| match suite {
+        CipherSuite::TLS13_AES_128_GCM_SHA256
+        | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+        _ => 1,
+    };
+    provider.cipher_suites.sort_by_key(|s| rank(s.suite()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&pki().ca_cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
