@@ -138,7 +138,10 @@ fn tls_client(
     authorization: Option<&str>,
 ) -> Client<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let stream = tls::connect(addr, tls::scraper_config()).expect("handshake");
-    let suite = stream.conn.negotiated_cipher_suite().expect("handshake done");
+    let suite = stream
+        .conn
+        .negotiated_cipher_suite()
+        .expect("handshake done");
     assert!(
         format!("{:?}", suite.suite()).contains("AES_128_GCM"),
         "negotiated {suite:?}"
