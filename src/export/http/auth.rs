@@ -53,8 +53,10 @@ pub(crate) struct Authenticator {
     tokens: Vec<Vec<u8>>,
     /// User name → the last password that verified against its hash.
     verified: Mutex<HashMap<String, Vec<u8>>>,
-    /// One bcrypt verification at a time.
-    verifying: Semaphore,
+    /// One bcrypt verification at a time: its permit travels with the
+    /// blocking task, so a request dropped while its password is checked
+    /// (its connection closed) does not let another check start beside it.
+    verifying: Arc<Semaphore>,
     /// Requests holding a [`Pending`] (waiting or verifying).
     waiting: Arc<AtomicUsize>,
 }
@@ -98,7 +100,7 @@ impl Authenticator {
             decoy,
             tokens,
             verified: Mutex::new(HashMap::new()),
-            verifying: Semaphore::new(1),
+            verifying: Arc::new(Semaphore::new(1)),
             waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -177,14 +179,17 @@ impl Authenticator {
     /// password matches (it is then kept for the next check).
     pub(crate) async fn verify(&self, pending: Pending) -> bool {
         // Never closed, so never an error; a refusal if it were.
-        let Ok(_turn) = self.verifying.acquire().await else {
+        let Ok(turn) = Arc::clone(&self.verifying).acquire_owned().await else {
             return false;
         };
         let (password, hash) = (pending.password.clone(), pending.hash.clone());
-        let matches =
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+        let matches = tokio::task::spawn_blocking(move || {
+            let matches = bcrypt::verify(&password, &hash).unwrap_or(false);
+            drop(turn);
+            matches
+        })
+        .await
+        .unwrap_or(false);
         if pending.known && matches {
             let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             verified.insert(pending.user.clone(), pending.password.clone());
@@ -357,6 +362,41 @@ mod tests {
         // place back.
         headers.insert(AUTHORIZATION, basic("alice", "wrong"));
         assert!(matches!(auth.check(&headers), Check::Verify(_)));
+    }
+
+    #[test]
+    fn a_check_abandoned_mid_bcrypt_keeps_its_turn_until_bcrypt_ends() {
+        let hash = bcrypt::hash("pw", 10).unwrap();
+        let auth = Arc::new(Authenticator::new(
+            BTreeMap::from([("alice".to_string(), hash)]),
+            Vec::new(),
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, basic("alice", "wrong"));
+        let Check::Verify(pending) = auth.check(&headers) else {
+            panic!("a wrong password is verified");
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            // Started, then abandoned (as when its connection closes)
+            // while bcrypt runs on the blocking pool.
+            let checking = {
+                let auth = Arc::clone(&auth);
+                tokio::spawn(async move { auth.verify(pending).await })
+            };
+            while auth.verifying.available_permits() != 0 {
+                tokio::task::yield_now().await;
+            }
+            checking.abort();
+            let _ = checking.await;
+            // The abandoned bcrypt still holds the one turn.
+            assert_eq!(auth.verifying.available_permits(), 0);
+            // It gives the turn back when it ends.
+            let _ = Arc::clone(&auth.verifying).acquire_owned().await.unwrap();
+        });
     }
 
     #[test]
