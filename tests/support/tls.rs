@@ -59,6 +59,20 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A P-256 private key (PKCS#8) in `dir/out`.
+fn genkey(dir: &Path, out: &str) {
+    let args = [
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        out,
+    ];
+    openssl(dir, &args);
+}
+
 /// `name.key` (P-256, PKCS#8) and `name.crt`, signed by `ca` (self-signed
 /// when `None`), with the extensions `ext`.
 fn issue(dir: &Path, name: &str, ca: Option<&str>, ext: &str) {
@@ -69,18 +83,7 @@ fn issue(dir: &Path, name: &str, ca: Option<&str>, ext: &str) {
         format!("{name}.ext"),
     );
     std::fs::write(dir.join(&ext_file), ext).unwrap();
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &key,
-        ],
-    );
+    genkey(dir, &key);
     let subject = format!("/CN=metricz-test-{name}");
     openssl(
         dir,
@@ -115,18 +118,7 @@ pub(crate) fn pki() -> &'static Pki {
         issue(&dir, "client", Some("ca"), CLIENT_EXT);
         issue(&dir, "other-ca", None, CA_EXT);
         issue(&dir, "other-client", Some("other-ca"), CLIENT_EXT);
-        openssl(
-            &dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "stray.key",
-            ],
-        );
+        genkey(&dir, "stray.key");
         Pki {
             ca_cert: dir.join("ca.crt"),
             server_cert: dir.join("server.crt"),
